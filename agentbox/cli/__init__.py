@@ -1,0 +1,78 @@
+"""The `agentbox` command line. Each command lives in its own module and is imported only when
+invoked, so `agentbox run` never pays for the imports of `agentbox mcp`."""
+
+import importlib
+import os
+import sys
+
+import click
+
+from agentbox._version import __version__
+from agentbox.exit_codes import ExitCode
+
+COMMANDS = {
+    "run": ("agentbox.cli.run", "run", "Run a Python script in the sandbox."),
+    "warmup": ("agentbox.cli.warmup", "warmup", "Compile and cache the sandbox ahead of time."),
+    "info": ("agentbox.cli.info", "info", "Show versions, the guest and the cache."),
+    "cache": ("agentbox.cli.cache", "cache", "Manage the compiled-sandbox cache."),
+}
+
+DEBUG_VARIABLE = "AGENTBOX_DEBUG"
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="agentbox")
+def cli() -> None:
+    """Run untrusted Python in a WebAssembly sandbox that starts in milliseconds.
+
+    \b
+      agentbox run - < script.py
+      agentbox run script.py arg1 arg2
+      echo 'print(1+1)' | agentbox run --json -
+
+    Set AGENTBOX_DEBUG=1 to see agentbox's own tracebacks on internal errors.
+    """
+
+
+def main() -> None:
+    """Entry point: expected failures are one line on stderr with a documented exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exit_request:
+        sys.exit(exit_request.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("agentbox: aborted", err=True)
+        sys.exit(ExitCode.USAGE)
+    except BrokenPipeError:
+        sys.exit(ExitCode.OK)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        click.echo(
+            f"agentbox: internal error: {type(error).__name__}: {error} "
+            f"(set {DEBUG_VARIABLE}=1 for a traceback)",
+            err=True,
+        )
+        sys.exit(ExitCode.INTERNAL)

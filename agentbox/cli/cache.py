@@ -1,0 +1,25 @@
+"""`agentbox cache`: where the compiled sandbox lives, and how to remove it."""
+
+import click
+
+
+@click.group()
+def cache() -> None:
+    """Manage the compiled-sandbox cache (AGENTBOX_CACHE_DIR overrides its location)."""
+
+
+@cache.command("dir")
+def cache_dir() -> None:
+    """Print the cache folder."""
+    from agentbox.compile_cache import cache_dir as folder
+
+    click.echo(str(folder()))
+
+
+@cache.command("clear")
+def clear() -> None:
+    """Delete every cached artifact; the next run compiles again."""
+    from agentbox.compile_cache import cache_dir, clear
+
+    freed = clear()
+    click.echo(f"removed {freed / 2**20:.1f} MiB from {cache_dir()}")

@@ -1,0 +1,1 @@
+"""Execution engines behind one interface: `wasm` (the sandbox) and the weaker fallbacks."""

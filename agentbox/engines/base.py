@@ -1,0 +1,39 @@
+"""The interface every engine implements, and the request it receives."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agentbox.limits import Limits
+from agentbox.mounts import Mount
+from agentbox.result import RunResult
+from agentbox.skills import RunSkills
+
+
+@dataclass(frozen=True)
+class ScriptRequest:
+    """One script and what it sees of the outside."""
+
+    source: bytes
+    filename: str = "<stdin>"
+    args: Sequence[str] = ()
+    stdin: bytes = b""
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a `Sandbox` fixes for all its runs."""
+
+    limits: Limits = field(default_factory=Limits)
+    mounts: Sequence[Mount] = ()
+
+
+class Engine(Protocol):
+    """Runs scripts; must never raise for anything the script does."""
+
+    name: str
+
+    def run(self, request: ScriptRequest, settings: RunSettings, skills: RunSkills) -> RunResult:
+        """Run one script in a fresh interpreter."""
+        ...

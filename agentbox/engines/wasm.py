@@ -1,0 +1,206 @@
+"""The WebAssembly engine: each run gets a fresh Store and instance of the snapshotted guest.
+
+Wall-clock limits have two layers. The epoch deadline traps guest code that is computing; the
+guest's `time.sleep` returns to WebAssembly every 20 ms so the deadline also ends sleeps. A
+guest blocked inside a host call some other way cannot be interrupted, so the calling thread
+waits only until the deadline (plus a short grace) and then abandons the worker thread: the
+run is reported as timed out at once, and the abandoned instance traps as soon as control
+returns to WebAssembly. Its Store is never used again.
+"""
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from wasmtime import ExitTrap, Store, WasiConfig, WasmtimeError
+from wasmtime.component import Func, Record
+
+from agentbox import bridge
+from agentbox.compile_cache import Progress
+from agentbox.engines.base import RunSettings, ScriptRequest
+from agentbox.exit_codes import ExitCode
+from agentbox.limits import Limits
+from agentbox.output import CappedOutput
+from agentbox.result import LimitName, RunResult
+from agentbox.runtime import Runtime, get_runtime
+from agentbox.skills import RunSkills
+
+# How long past the deadline the caller waits for the worker before abandoning it.
+ABANDON_GRACE_SECONDS = 0.2
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _wit_string(text: str) -> str:
+    """WIT strings are valid Unicode: lone surrogates (from undecodable argv) become U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _request_record(request: ScriptRequest, keep_globals: bool) -> Record:
+    record = Record()
+    record.source = request.source
+    record.filename = _wit_string(request.filename)
+    record.argv = [_wit_string(arg) for arg in request.args]
+    record.stdin = request.stdin
+    record.env = [(_wit_string(key), _wit_string(value)) for key, value in request.env.items()]
+    setattr(record, "keep-globals", keep_globals)
+    return record
+
+
+@dataclass
+class _CallOutcome:
+    exit_code: int
+    limit: LimitName | None
+    message: str | None
+    usable: bool
+
+
+class GuestInstance:
+    """One guest interpreter in its own Store: a one-shot run, or a session's interpreter."""
+
+    def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
+        self._runtime = runtime
+        self._limits = settings.limits
+        self._stdout = CappedOutput(settings.limits.max_output)
+        self._stderr = CappedOutput(settings.limits.max_output)
+        self.store = Store(runtime.engine)
+        self.store.set_limits(memory_size=settings.limits.memory)
+        wasi = WasiConfig()
+        wasi.stdout_custom = lambda data: self._stdout.write(data)
+        wasi.stderr_custom = lambda data: self._stderr.write(data)
+        for mount in settings.mounts:
+            wasi.preopen_dir(str(mount.host), mount.guest, fs_mutable=mount.writable)
+        self.store.set_wasi(wasi)
+        # Instantiation runs no guest code (the snapshot is data), but give it a deadline too.
+        self.store.set_epoch_deadline(runtime.ticker.ticks_for(settings.limits.timeout))
+        instance = runtime.linker.instantiate(self.store, runtime.component)
+        func = instance.get_func(self.store, "run")
+        if func is None:
+            raise RuntimeError("the guest does not export `run`: rebuild it with `make guest`")
+        self._func: Func = func
+        self.usable = True
+
+    def run(
+        self, request: ScriptRequest, skills: RunSkills, keep_globals: bool = False
+    ) -> RunResult:
+        if not self.usable:
+            raise RuntimeError("this guest instance hit a limit and cannot run again")
+        limits = self._limits
+        self._stdout = CappedOutput(limits.max_output)
+        self._stderr = CappedOutput(limits.max_output)
+        record = _request_record(request, keep_globals)
+        started = time.perf_counter()
+        outcome = self._call(record, skills, limits)
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.usable = outcome.usable
+        messages = [outcome.message] if outcome.message else []
+        truncated = False
+        for stream_name, stream in (("stdout", self._stdout), ("stderr", self._stderr)):
+            if stream.truncated:
+                truncated = True
+                messages.append(
+                    f"{stream_name} truncated: {stream.dropped} bytes beyond the "
+                    f"{limits.max_output}-byte limit (--max-output) were dropped"
+                )
+        return RunResult(
+            stdout_bytes=self._stdout.getvalue(),
+            stderr_bytes=self._stderr.getvalue(),
+            exit_code=outcome.exit_code,
+            duration_ms=duration_ms,
+            limit=outcome.limit,
+            message="; ".join(messages) or None,
+            truncated=truncated,
+            skill_calls=list(skills.calls),
+        )
+
+    def _call(self, record: Record, skills: RunSkills, limits: Limits) -> _CallOutcome:
+        box: dict[str, Any] = {}
+        store, func = self.store, self._func
+        if limits.fuel is not None:
+            store.set_fuel(limits.fuel)
+
+        def work() -> None:
+            bridge.bind(skills)
+            try:
+                box["outcome"] = func(store, record)
+                func.post_return(store)
+            except WasmtimeError as trap:
+                box["trap"] = trap
+            except BaseException as error:  # noqa: BLE001 - reported as an internal error
+                box["error"] = error
+            finally:
+                bridge.bind(None)
+
+        ticker = self._runtime.ticker
+        worker = threading.Thread(target=work, name="agentbox-run", daemon=True)
+        with ticker:
+            store.set_epoch_deadline(ticker.ticks_for(limits.timeout))
+            started = time.monotonic()
+            worker.start()
+            worker.join(limits.timeout + ABANDON_GRACE_SECONDS)
+            elapsed = time.monotonic() - started
+        if worker.is_alive():
+            return _timeout(limits)
+        if "outcome" in box:
+            return _finished(box["outcome"])
+        if "error" in box:
+            raise box["error"]
+        return self._classify_trap(box["trap"], elapsed, limits)
+
+    def _classify_trap(self, trap: WasmtimeError, elapsed: float, limits: Limits) -> _CallOutcome:
+        """Tell limits apart by what the host armed, never by parsing the trap message."""
+        if elapsed >= limits.timeout * 0.99:
+            return _timeout(limits)
+        if limits.fuel is not None and self.store.get_fuel() == 0:
+            return _CallOutcome(
+                ExitCode.FUEL, "fuel", f"fuel budget of {limits.fuel} units ran out (--fuel)", False
+            )
+        if isinstance(trap, ExitTrap):
+            return _CallOutcome(trap.code, None, None, False)
+        return _CallOutcome(ExitCode.CRASH, "crash", f"the sandbox crashed: {_cause(trap)}", False)
+
+
+def _cause(trap: WasmtimeError) -> str:
+    """The trap's cause (`wasm trap: call stack exhausted`), for humans; never used to decide."""
+    text = str(trap).strip()
+    _, marker, cause = text.rpartition("Caused by:")
+    lines = (cause if marker else text).strip().splitlines()
+    return lines[0].strip() if lines else "unknown trap"
+
+
+def _timeout(limits: Limits) -> _CallOutcome:
+    return _CallOutcome(
+        ExitCode.TIMEOUT, "timeout", f"timed out after {limits.timeout:g} s (--timeout)", False
+    )
+
+
+def _finished(outcome: Any) -> _CallOutcome:
+    exit_code = int(getattr(outcome, "exit-code"))
+    if getattr(outcome, "error-type") == "MemoryError":
+        return _CallOutcome(
+            ExitCode.MEMORY, "memory", "the script ran out of memory (--memory)", True
+        )
+    return _CallOutcome(exit_code, None, None, True)
+
+
+class WasmEngine:
+    """Fresh instance per run; the Engine, Linker and compiled guest are shared per process."""
+
+    name = "wasm"
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self._progress = progress
+
+    def runtime(self, fuel: bool) -> Runtime:
+        if self._progress is None:
+            return get_runtime(fuel)
+        return get_runtime(fuel, self._progress)
+
+    def new_instance(self, settings: RunSettings) -> GuestInstance:
+        return GuestInstance(self.runtime(settings.limits.fuel is not None), settings)
+
+    def run(self, request: ScriptRequest, settings: RunSettings, skills: RunSkills) -> RunResult:
+        return self.new_instance(settings).run(request, skills)

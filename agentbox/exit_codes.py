@@ -1,0 +1,38 @@
+"""Exit codes of `agentbox run`: the one table the CLI, the docs and the tests use.
+
+A script's own `sys.exit(n)` is passed through unchanged, so these codes can also come from a
+script; `--json` says which limit (if any) ended the run, which removes the ambiguity.
+"""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    SCRIPT_ERROR = 1
+    USAGE = 2
+    INTERNAL = 70
+    TIMEOUT = 124
+    CRASH = 134
+    MEMORY = 137
+    FUEL = 152
+
+
+DESCRIPTIONS: dict[ExitCode, str] = {
+    ExitCode.OK: "the script finished (or called `sys.exit(0)`)",
+    ExitCode.SCRIPT_ERROR: "the script raised an uncaught exception (traceback on stderr), "
+    "including SyntaxError",
+    ExitCode.USAGE: "bad command line or unreadable input (missing file, directory, bad option)",
+    ExitCode.INTERNAL: "agentbox itself failed (a bug: please report it)",
+    ExitCode.TIMEOUT: "the wall-clock limit (`--timeout`) ended the run",
+    ExitCode.CRASH: "the sandbox trapped (e.g. C-level stack exhaustion); the host is unaffected",
+    ExitCode.MEMORY: "the memory limit (`--memory`) ended the run (uncaught MemoryError or trap)",
+    ExitCode.FUEL: "the instruction budget (`--fuel`) ran out",
+}
+
+
+def markdown_table() -> str:
+    """The table as README.md shows it (a test keeps the README in sync)."""
+    rows = ["| code | meaning |", "| --- | --- |"]
+    rows += [f"| {int(code)} | {DESCRIPTIONS[code]} |" for code in ExitCode]
+    return "\n".join(rows)

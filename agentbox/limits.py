@@ -1,0 +1,51 @@
+"""Resource limits of a run: defaults, size parsing, validation. Defined once, used everywhere."""
+
+import math
+import re
+from dataclasses import dataclass
+
+from agentbox.errors import UsageError
+
+MIB = 1024 * 1024
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MEMORY_BYTES = 512 * MIB
+DEFAULT_MAX_OUTPUT_BYTES = 10 * MIB
+# Below this the snapshotted interpreter cannot even start (its memory image is ~40 MiB).
+MIN_MEMORY_BYTES = 64 * MIB
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """`512M`, `1.5G`, `64MiB`, `1048576` -> bytes (binary units: the sandbox's memory is paged)."""
+    if isinstance(text, int):
+        return text
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"invalid size {text!r}: use a number with an optional K, M or G suffix")
+    number, unit, _ = match.groups()
+    return int(float(number) * _UNITS[unit.lower()])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a single run may use. `None` for fuel means no instruction budget."""
+
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    memory: int = DEFAULT_MEMORY_BYTES
+    max_output: int = DEFAULT_MAX_OUTPUT_BYTES
+    fuel: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout)):
+            raise UsageError(f"timeout must be a number of seconds, not {self.timeout!r}")
+        if self.timeout <= 0:
+            raise UsageError(f"timeout must be positive, not {self.timeout}")
+        if self.memory < MIN_MEMORY_BYTES:
+            raise UsageError(f"memory limit must be at least {MIN_MEMORY_BYTES // MIB} MiB")
+        if self.max_output < 0:
+            raise UsageError("max output must not be negative")
+        if self.fuel is not None and self.fuel <= 0:
+            raise UsageError(f"fuel must be a positive number of units, not {self.fuel}")

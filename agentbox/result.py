@@ -1,0 +1,62 @@
+"""What a run returns."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+LimitName = Literal["timeout", "memory", "fuel", "crash"]
+
+
+@dataclass(frozen=True)
+class SkillCall:
+    """One call the script made through the skill bridge."""
+
+    name: str
+    duration_ms: float
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one script run. `stdout`/`stderr` are decoded views of the raw bytes."""
+
+    stdout_bytes: bytes
+    stderr_bytes: bytes
+    exit_code: int
+    duration_ms: float
+    limit: LimitName | None = None
+    """Which limit ended the run (`crash`: the sandbox trapped), or None."""
+    message: str | None = None
+    """agentbox's own explanation when a limit ended the run or output was dropped."""
+    truncated: bool = False
+    """True when stdout or stderr went past `max_output` and the excess was dropped."""
+    skill_calls: list[SkillCall] = field(default_factory=list)
+    engine: str = "wasm"
+    session_reset: bool = False
+    """For session runs: the session's interpreter was lost (limit or crash) and starts anew."""
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_bytes.decode("utf-8", "replace")
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.limit is None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` object (also what the MCP server and the HTTP API return)."""
+        return {
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "exit_code": self.exit_code,
+            "duration_ms": round(self.duration_ms, 3),
+            "limit": self.limit,
+            "message": self.message,
+            "truncated": self.truncated,
+            "skill_calls": [asdict(call) for call in self.skill_calls],
+            "engine": self.engine,
+        }

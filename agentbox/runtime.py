@@ -1,0 +1,103 @@
+"""Process-wide wasmtime state: one Engine per configuration, its Linker, its compiled guest.
+
+Everything here is built once per process and shared by every run; a run only creates a Store
+and an instance. Fuel metering changes the compiled code, so it is a separate Engine (and a
+separate cache entry), made only when a run asks for a fuel budget.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from wasmtime import Config, Engine
+from wasmtime.component import Component, Linker
+
+from agentbox import bridge, compile_cache
+from agentbox.compile_cache import Progress
+from agentbox.guest_image import guest_image
+
+logger = logging.getLogger("agentbox")
+
+# How often the epoch advances while runs are active: the resolution of wall-clock deadlines.
+EPOCH_TICK_SECONDS = 0.01
+
+
+@dataclass
+class Runtime:
+    engine: Engine
+    linker: Linker
+    component: Component
+    ticker: "EpochTicker"
+
+
+class EpochTicker:
+    """Advances the engine's epoch every tick while at least one run is active.
+
+    Deadlines are then per store (`set_epoch_deadline(ticks)`), so concurrent runs with
+    different timeouts share one engine without interrupting each other.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._active = 0
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def ticks_for(self, seconds: float) -> int:
+        return max(1, round(seconds / EPOCH_TICK_SECONDS)) + 1
+
+    def __enter__(self) -> "EpochTicker":
+        with self._condition:
+            self._active += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._tick_forever, name="agentbox-epoch", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._condition:
+            self._active -= 1
+
+    def _tick_forever(self) -> None:
+        while True:
+            with self._condition:
+                while self._active == 0:
+                    self._condition.wait()
+                self._condition.wait(EPOCH_TICK_SECONDS)
+            self._engine.increment_epoch()
+
+
+_runtimes: dict[bool, Runtime] = {}
+_lock = threading.Lock()
+
+
+def engine_description(fuel: bool) -> str:
+    """Every Engine setting that changes compiled code (part of the cache key)."""
+    return f"epoch_interruption=1;consume_fuel={int(fuel)}"
+
+
+def _log_progress(message: str) -> None:
+    logger.info(message)
+
+
+def get_runtime(fuel: bool = False, progress: Progress = _log_progress) -> Runtime:
+    """The shared runtime for this engine configuration, built (and compiled) on first use."""
+    with _lock:
+        runtime = _runtimes.get(fuel)
+        if runtime is None:
+            config = Config()
+            config.epoch_interruption = True
+            config.consume_fuel = fuel
+            engine = Engine(config)
+            component = compile_cache.load_component(
+                engine, guest_image(), engine_description(fuel), progress
+            )
+            linker = Linker(engine)
+            linker.add_wasip2()
+            bridge.define_host_functions(linker)
+            runtime = Runtime(engine, linker, component, EpochTicker(engine))
+            _runtimes[fuel] = runtime
+        return runtime

@@ -1,0 +1,110 @@
+"""The public entry point: `Sandbox(**options).run(code)`."""
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+from agentbox.compile_cache import Progress
+from agentbox.engines.base import RunSettings, ScriptRequest
+from agentbox.engines.wasm import WasmEngine
+from agentbox.errors import UsageError
+from agentbox.limits import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MEMORY_BYTES,
+    DEFAULT_TIMEOUT_SECONDS,
+    Limits,
+    parse_size,
+)
+from agentbox.mounts import Mount
+from agentbox.result import RunResult
+from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
+
+
+def _source_bytes(code: str | bytes) -> bytes:
+    if isinstance(code, bytes | bytearray | memoryview):
+        return bytes(code)
+    if isinstance(code, str):
+        # Lone surrogates stay invalid UTF-8, so the guest reports them as CPython would.
+        return code.encode("utf-8", "surrogatepass")
+    raise TypeError(f"code must be str or bytes, not {type(code).__name__}")
+
+
+class Sandbox:
+    """Runs untrusted Python. Reuse one Sandbox for many runs: each run is isolated and cheap.
+
+    Runs never share state: every `run` starts from the same snapshot in a new instance.
+    A Sandbox is safe to use from several threads at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        memory: int | str = DEFAULT_MEMORY_BYTES,
+        max_output: int | str = DEFAULT_MAX_OUTPUT_BYTES,
+        fuel: int | None = None,
+        mounts: Iterable[Mount | str] = (),
+        env: Mapping[str, str] | None = None,
+        skills: SkillsArgument = None,
+        approve: Approver | None = None,
+        bridge_limits: BridgeLimits | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        limits = Limits(
+            timeout=timeout, memory=parse_size(memory), max_output=parse_size(max_output), fuel=fuel
+        )
+        self.settings = RunSettings(
+            limits=limits,
+            mounts=tuple(m if isinstance(m, Mount) else Mount.parse(m) for m in mounts),
+        )
+        self.env = dict(env or {})
+        self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
+        self._engine = WasmEngine(progress)
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
+
+    def warmup(self) -> None:
+        """Load (compiling and caching on first use) the guest now rather than on first run."""
+        self._engine.runtime(self.limits.fuel is not None)
+
+    def _request(
+        self, code: str | bytes, args: Sequence[str], stdin: bytes | str, filename: str
+    ) -> ScriptRequest:
+        if isinstance(args, str | bytes):
+            raise UsageError("args must be a sequence of strings, not a single string")
+        if isinstance(stdin, str):
+            stdin = stdin.encode("utf-8", "surrogatepass")
+        return ScriptRequest(
+            source=_source_bytes(code),
+            filename=os.fspath(filename),
+            args=tuple(str(arg) for arg in args),
+            stdin=bytes(stdin),
+            env=self.env,
+        )
+
+    def run(
+        self,
+        code: str | bytes,
+        *,
+        args: Sequence[str] = (),
+        stdin: bytes | str = b"",
+        filename: str = "<stdin>",
+    ) -> RunResult:
+        """Run `code` as `python FILENAME ARGS...` would, in a fresh sandbox."""
+        request = self._request(code, args, stdin, filename)
+        return self._engine.run(request, self.settings, self.skills.bind_run())
+
+    async def run_async(
+        self,
+        code: str | bytes,
+        *,
+        args: Sequence[str] = (),
+        stdin: bytes | str = b"",
+        filename: str = "<stdin>",
+    ) -> RunResult:
+        """`run` off the event loop; `async def` skills run on this loop."""
+        request = self._request(code, args, stdin, filename)
+        skills = self.skills.bind_run(asyncio.get_running_loop())
+        return await asyncio.to_thread(self._engine.run, request, self.settings, skills)

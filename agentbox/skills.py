@@ -1,0 +1,324 @@
+"""Host-side skills: named host functions the sandboxed script may call, and nothing else.
+
+A skill is a Python callable (sync or `async def`) or an external command (see
+`agentbox.command_skill`). `@skill` derives the name, description (docstring) and JSON Schema
+(type hints) from the function; `SkillSet` holds a run's skills, enforces the bridge limits and
+records every call.
+"""
+
+import asyncio
+import inspect
+import json
+import logging
+import threading
+import time
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentbox.result import SkillCall
+
+logger = logging.getLogger("agentbox.skills")
+
+DEFAULT_SKILL_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_MAX_CALLS = 1000
+
+
+class SkillFailure(Exception):
+    """Raised by a skill to send a clean error message to the sandbox (no traceback)."""
+
+
+@dataclass(frozen=True)
+class Skill:
+    name: str
+    function: Callable[..., Any]
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    timeout: float | None = None
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "parameters": self.parameters}
+
+
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def _schema_for(annotation: Any) -> dict[str, Any]:
+    if annotation in _JSON_TYPES:
+        return {"type": _JSON_TYPES[annotation]}
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset, Iterable):
+        args = typing.get_args(annotation)
+        return {"type": "array", **({"items": _schema_for(args[0])} if args else {})}
+    if origin in (dict, Mapping):
+        return {"type": "object"}
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return {"anyOf": [_schema_for(arg) for arg in typing.get_args(annotation)]}
+    if origin is typing.Literal:
+        return {"enum": list(typing.get_args(annotation))}
+    return {}
+
+
+def parameters_schema(function: Callable[..., Any]) -> dict[str, Any]:
+    """A JSON Schema of the function's keyword parameters, from its type hints."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # noqa: BLE001 - unresolvable hints just mean "any"
+        hints = {}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        properties[parameter.name] = _schema_for(hints.get(parameter.name, Any))
+        if parameter.default is parameter.empty:
+            required.append(parameter.name)
+        else:
+            properties[parameter.name]["default"] = (
+                parameter.default if _is_json(parameter.default) else None
+            )
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def skill(
+    function: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Mark a host function as a skill: `@skill` or `@skill(name=..., timeout=...)`."""
+
+    def mark(target: Callable[..., Any]) -> Callable[..., Any]:
+        target.__agentbox_skill__ = Skill(  # type: ignore[attr-defined]
+            name=name or target.__name__,
+            function=target,
+            description=description or inspect.cleandoc(target.__doc__ or ""),
+            parameters=parameters_schema(target),
+            timeout=timeout,
+        )
+        return target
+
+    return mark(function) if function is not None else mark
+
+
+def as_skill(item: Any, name: str | None = None) -> Skill:
+    """A `Skill` from a Skill, a `@skill` function or a plain callable."""
+    if isinstance(item, Skill):
+        return item if name is None or name == item.name else _renamed(item, name)
+    marked = getattr(item, "__agentbox_skill__", None)
+    if isinstance(marked, Skill):
+        return marked if name is None else _renamed(marked, name)
+    if callable(item):
+        return skill(item, name=name).__agentbox_skill__
+    raise TypeError(f"not a skill: {item!r} (expected a function or agentbox.Skill)")
+
+
+def _renamed(item: Skill, name: str) -> Skill:
+    return Skill(name, item.function, item.description, item.parameters, item.timeout)
+
+
+SkillsArgument = Iterable[Any] | Mapping[str, Any] | None
+
+Approver = Callable[[str, Any], bool]
+
+
+@dataclass(frozen=True)
+class BridgeLimits:
+    max_payload: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_calls: int = DEFAULT_MAX_CALLS
+    default_timeout: float = DEFAULT_SKILL_TIMEOUT_SECONDS
+
+
+class SkillSet:
+    """A sandbox's skills. `bind_run()` gives each run its own call log and counters."""
+
+    def __init__(
+        self,
+        skills: SkillsArgument = None,
+        *,
+        limits: BridgeLimits | None = None,
+        approve: Approver | None = None,
+    ) -> None:
+        self.limits = limits or BridgeLimits()
+        self.approve = approve
+        self._skills: dict[str, Skill] = {}
+        items: Iterable[tuple[str | None, Any]]
+        if skills is None:
+            items = ()
+        elif isinstance(skills, Mapping):
+            items = skills.items()
+        else:
+            items = ((None, item) for item in skills)
+        for item_name, item in items:
+            spec = as_skill(item, item_name)
+            if spec.name in self._skills:
+                raise ValueError(f"two skills are named {spec.name!r}")
+            self._skills[spec.name] = spec
+        self._list_json = json.dumps([spec.spec() for spec in self._skills.values()])
+
+    def __len__(self) -> int:
+        return len(self._skills)
+
+    def names(self) -> list[str]:
+        return list(self._skills)
+
+    def specs(self) -> list[dict[str, Any]]:
+        return [spec.spec() for spec in self._skills.values()]
+
+    def bind_run(self, loop: asyncio.AbstractEventLoop | None = None) -> "RunSkills":
+        return RunSkills(self, loop)
+
+    def get(self, name: str) -> Skill | None:
+        return self._skills.get(name)
+
+    def list_json(self) -> str:
+        return self._list_json
+
+
+class RunSkills:
+    """The bridge as one run sees it: enforces limits, records calls (implements SkillRouter)."""
+
+    def __init__(self, skills: SkillSet, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._skills = skills
+        self._loop = loop
+        self.calls: list[SkillCall] = []
+        self._lock = threading.Lock()
+
+    def list_json(self) -> str:
+        return self._skills.list_json()
+
+    def call_json(self, name: str, data: str) -> tuple[bool, str]:
+        started = time.perf_counter()
+        try:
+            result = self._call(name, data)
+        except SkillFailure as failure:
+            self._record(name, started, str(failure))
+            return False, str(failure)
+        self._record(name, started, None)
+        return True, result
+
+    def _record(self, name: str, started: float, error: str | None) -> None:
+        call = SkillCall(name, (time.perf_counter() - started) * 1000, error is None, error)
+        with self._lock:
+            self.calls.append(call)
+
+    def _call(self, name: str, data: str) -> str:
+        limits = self._skills.limits
+        if len(self.calls) >= limits.max_calls:
+            raise SkillFailure(f"too many skill calls in one run (limit {limits.max_calls})")
+        spec = self._skills.get(name)
+        if spec is None:
+            raise SkillFailure(f"no skill named {name!r}")
+        if len(data.encode("utf-8", "surrogatepass")) > limits.max_payload:
+            raise SkillFailure(
+                f"data for skill {name!r} is larger than the limit ({limits.max_payload} bytes)"
+            )
+        try:
+            arguments = json.loads(data)
+        except ValueError as error:
+            raise SkillFailure(f"data for skill {name!r} is not JSON: {error}") from None
+        if self._skills.approve is not None and not self._skills.approve(name, arguments):
+            raise SkillFailure(f"skill {name!r} was not approved")
+        value = self._invoke(spec, arguments)
+        try:
+            result = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise SkillFailure(
+                f"skill {name!r} returned a value that is not JSON: {error}"
+            ) from None
+        if len(result.encode("utf-8", "surrogatepass")) > limits.max_payload:
+            raise SkillFailure(
+                f"result of skill {name!r} is larger than the limit ({limits.max_payload} bytes)"
+            )
+        return result
+
+    def _invoke(self, spec: Skill, arguments: Any) -> Any:
+        function = spec.function
+        positional, keywords = _arguments_for(function, arguments)
+        try:
+            inspect.signature(function).bind(*positional, **keywords)
+        except TypeError as error:
+            raise SkillFailure(f"bad arguments for skill {spec.name!r}: {error}") from None
+        except ValueError:
+            pass  # no signature (a builtin): let the call decide
+        timeout = spec.timeout if spec.timeout is not None else self._skills.limits.default_timeout
+        try:
+            if inspect.iscoroutinefunction(function):
+                return self._await(function(*positional, **keywords), timeout)
+            return _call_with_timeout(function, positional, keywords, timeout)
+        except SkillFailure:
+            raise
+        except TimeoutError:
+            raise SkillFailure(f"skill {spec.name!r} timed out after {timeout:g} s") from None
+        except Exception as error:
+            logger.exception("skill %r raised", spec.name)
+            raise SkillFailure(f"skill {spec.name!r} failed: {type(error).__name__}") from None
+
+    def _await(self, coroutine: Any, timeout: float) -> Any:
+        if self._loop is not None and self._loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+            try:
+                return future.result(timeout)
+            except TimeoutError:
+                future.cancel()
+                raise
+        return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def _arguments_for(
+    function: Callable[..., Any], arguments: Any
+) -> tuple[list[Any], dict[str, Any]]:
+    """A dict becomes keyword arguments, null no arguments, anything else one argument."""
+    if arguments is None:
+        return [], {}
+    if isinstance(arguments, dict) and all(isinstance(key, str) for key in arguments):
+        return [], arguments
+    return [arguments], {}
+
+
+def _call_with_timeout(
+    function: Callable[..., Any], positional: list[Any], keywords: dict[str, Any], timeout: float
+) -> Any:
+    """Run a sync skill on a helper thread so a hung skill cannot hold the run past `timeout`.
+
+    A Python thread cannot be killed: a skill that ignores the timeout keeps running in the
+    background (documented); the sandboxed script gets its SkillError on time.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = function(*positional, **keywords)
+        except BaseException as error:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = error
+
+    worker = threading.Thread(target=target, name="agentbox-skill", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

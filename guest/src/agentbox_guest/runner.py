@@ -1,0 +1,153 @@
+"""Run a script inside the guest with the semantics of `python FILE ARGS...`."""
+
+import atexit
+import builtins
+import io
+import linecache
+import os
+import random
+import tokenize
+import sys
+import traceback
+import types
+
+from agentbox_guest.shims import HardExit, flush_standard_streams
+
+# What `python` prints and returns when the script raised; mirrors Py_Main.
+SCRIPT_ERROR_EXIT = 1
+
+_STDOUT_FD = 1
+_STDERR_FD = 2
+_OUTPUT_BUFFER = 8192
+
+
+def _text_stream(fd: int) -> io.TextIOWrapper:
+    """A buffered stream on a WASI descriptor: one host call per 8 KiB, not one per print."""
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw, _OUTPUT_BUFFER), encoding="utf-8", errors="backslashreplace"
+    )
+
+
+def _stdin_stream(data: bytes) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="strict")
+
+
+class ScriptRunner:
+    """Owns `__main__` between calls so sessions can keep a script's globals."""
+
+    def __init__(self) -> None:
+        self._main: types.ModuleType | None = None
+
+    def _fresh_main(self, filename: str) -> types.ModuleType:
+        main = types.ModuleType("__main__")
+        main.__dict__.update({"__builtins__": builtins, "__file__": filename, "__cached__": None})
+        if filename == "<stdin>" or filename.startswith("<"):
+            del main.__file__
+        return main
+
+    def run(
+        self,
+        source: bytes,
+        filename: str,
+        argv: list[str],
+        stdin: bytes,
+        env: dict[str, str],
+        keep_globals: bool,
+    ) -> tuple[int, str]:
+        """Returns the exit status and the type name of the uncaught exception, if any."""
+        if self._main is None or not keep_globals:
+            self._main = self._fresh_main(filename)
+        sys.modules["__main__"] = self._main
+        sys.argv = [filename, *argv]
+        os.environ.clear()
+        os.environ.update(env)
+        random.seed()
+        sys.stdin = sys.__stdin__ = _stdin_stream(stdin)
+        sys.stdout = sys.__stdout__ = _text_stream(_STDOUT_FD)
+        sys.stderr = sys.__stderr__ = _text_stream(_STDERR_FD)
+        try:
+            outcome = self._execute(source, filename)
+            if not keep_globals and outcome[1] != HardExit.__name__:
+                atexit._run_exitfuncs()
+        finally:
+            flush_standard_streams()
+        return outcome
+
+    def _execute(self, source: bytes, filename: str) -> tuple[int, str]:
+        try:
+            _check_source(source, filename)
+            code = compile(source, filename, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as error:
+            # Like `python FILE`: a script that does not compile gets no traceback.
+            flush_standard_streams()
+            traceback.print_exception(type(error), error, None, file=sys.stderr, chain=False)
+            return SCRIPT_ERROR_EXIT, type(error).__name__
+        linecache.cache[filename] = (
+            len(source),
+            None,
+            source.decode("utf-8", "replace").splitlines(keepends=True),
+            filename,
+        )
+        try:
+            exec(code, self._main.__dict__)
+        except SystemExit as exit_request:
+            return _exit_status(exit_request.code), ""
+        except HardExit as hard_exit:
+            return hard_exit.status, HardExit.__name__
+        except BaseException as error:  # noqa: BLE001 - like Py_Main: report anything
+            _print_exception(error)
+            return SCRIPT_ERROR_EXIT, type(error).__name__
+        return 0, ""
+
+
+def _check_source(source: bytes, filename: str) -> None:
+    """Raise the SyntaxError `python FILE` reports for null bytes and undeclared non-UTF-8.
+
+    `compile()` words both differently from the interpreter reading a file.
+    """
+    null = source.find(b"\0")
+    if null >= 0:
+        line_start = source.rfind(b"\n", 0, null) + 1
+        text = source[line_start:null].decode("utf-8", "replace")
+        line_number = source.count(b"\n", 0, null) + 1
+        raise SyntaxError(
+            "source code cannot contain null bytes", (filename, line_number, None, text)
+        )
+    try:
+        source.decode("utf-8")
+        return
+    except UnicodeDecodeError as error:
+        bad_byte, line_number = source[error.start], source.count(b"\n", 0, error.start) + 1
+    try:
+        declared, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    except SyntaxError:
+        declared = "utf-8"
+    if declared in ("utf-8", "utf-8-sig"):
+        raise SyntaxError(
+            f"Non-UTF-8 code starting with '\\x{bad_byte:02x}' in file {filename} "
+            f"on line {line_number}, but no encoding declared; "
+            "see https://peps.python.org/pep-0263/ for details"
+        )
+
+
+def _exit_status(code: object) -> int:
+    """What `sys.exit(code)` makes the process return."""
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    if isinstance(code, bool):
+        return int(code)
+    flush_standard_streams()
+    print(code, file=sys.stderr)
+    return SCRIPT_ERROR_EXIT
+
+
+def _print_exception(error: BaseException) -> None:
+    """The traceback `python` prints, minus the runner's own frame."""
+    flush_standard_streams()
+    traceback_ = error.__traceback__
+    if traceback_ is not None and traceback_.tb_frame.f_code is ScriptRunner._execute.__code__:
+        traceback_ = traceback_.tb_next
+    traceback.print_exception(type(error), error, traceback_, file=sys.stderr)
