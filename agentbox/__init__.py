@@ -12,6 +12,7 @@ from agentbox.limits import Limits
 from agentbox.mounts import Mount
 from agentbox.result import RunResult, SkillCall
 from agentbox.sandbox import Sandbox
+from agentbox.session import Session, SessionClosedError
 from agentbox.skills import Skill, SkillFailure, skill
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "Mount",
     "RunResult",
     "Sandbox",
+    "Session",
+    "SessionClosedError",
     "Skill",
     "SkillCall",
     "SkillFailure",

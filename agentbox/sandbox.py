@@ -3,6 +3,7 @@
 import asyncio
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from agentbox.compile_cache import Progress
 from agentbox.engines.base import RunSettings, ScriptRequest
@@ -108,3 +109,9 @@ class Sandbox:
         request = self._request(code, args, stdin, filename)
         skills = self.skills.bind_run(asyncio.get_running_loop())
         return await asyncio.to_thread(self._engine.run, request, self.settings, skills)
+
+    def session(self) -> "Session":
+        """An interpreter that keeps its state across `run` calls (see `agentbox.Session`)."""
+        from agentbox.session import Session
+
+        return Session(self)
