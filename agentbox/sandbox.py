@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from agentbox.compile_cache import Progress
 from agentbox.engines.base import RunSettings, ScriptRequest
-from agentbox.engines.wasm import WasmEngine
+from agentbox.engines.wasm import GuestInstance, WasmEngine
 from agentbox.errors import UsageError
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -17,8 +17,12 @@ from agentbox.limits import (
     parse_size,
 )
 from agentbox.mounts import Mount
+from agentbox.pool import WarmPool
 from agentbox.result import RunResult
 from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
+
+if TYPE_CHECKING:
+    from agentbox.session import Session
 
 
 def _source_bytes(code: str | bytes) -> bytes:
@@ -33,8 +37,9 @@ def _source_bytes(code: str | bytes) -> bytes:
 class Sandbox:
     """Runs untrusted Python. Reuse one Sandbox for many runs: each run is isolated and cheap.
 
-    Runs never share state: every `run` starts from the same snapshot in a new instance.
-    A Sandbox is safe to use from several threads at once.
+    Every `run` starts from the same snapshot in a new instance, so runs never share state.
+    A Sandbox is safe to use from several threads at once; `pool_size` keeps that many
+    instances ready ahead of time (for long-lived hosts where every millisecond counts).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class Sandbox:
         skills: SkillsArgument = None,
         approve: Approver | None = None,
         bridge_limits: BridgeLimits | None = None,
+        pool_size: int = 0,
         progress: Progress | None = None,
     ) -> None:
         limits = Limits(
@@ -61,6 +67,10 @@ class Sandbox:
         self.env = dict(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
         self._engine = WasmEngine(progress)
+        self._pool: WarmPool[GuestInstance] | None = None
+        if pool_size:
+            self.warmup()
+            self._pool = WarmPool(self._new_instance, pool_size)
 
     @property
     def limits(self) -> Limits:
@@ -69,6 +79,18 @@ class Sandbox:
     def warmup(self) -> None:
         """Load (compiling and caching on first use) the guest now rather than on first run."""
         self._engine.runtime(self.limits.fuel is not None)
+
+    def close(self) -> None:
+        """Stop refilling the warm pool (runs still work, without it)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _new_instance(self) -> GuestInstance:
+        return self._engine.new_instance(self.settings)
+
+    def _instance(self) -> GuestInstance:
+        return self._pool.take() if self._pool is not None else self._new_instance()
 
     def _request(
         self, code: str | bytes, args: Sequence[str], stdin: bytes | str, filename: str
@@ -92,10 +114,15 @@ class Sandbox:
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
         filename: str = "<stdin>",
+        timeout: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> RunResult:
-        """Run `code` as `python FILENAME ARGS...` would, in a fresh sandbox."""
+        """Run `code` as `python FILENAME ARGS...` would, in a fresh sandbox.
+
+        `timeout` overrides the sandbox's wall-clock limit for this run only.
+        """
         request = self._request(code, args, stdin, filename)
-        return self._engine.run(request, self.settings, self.skills.bind_run())
+        return self._instance().run(request, self.skills.bind_run(loop), timeout=timeout)
 
     async def run_async(
         self,
@@ -104,11 +131,13 @@ class Sandbox:
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
         filename: str = "<stdin>",
+        timeout: float | None = None,
     ) -> RunResult:
         """`run` off the event loop; `async def` skills run on this loop."""
-        request = self._request(code, args, stdin, filename)
-        skills = self.skills.bind_run(asyncio.get_running_loop())
-        return await asyncio.to_thread(self._engine.run, request, self.settings, skills)
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(
+            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout, loop=loop
+        )
 
     def session(self) -> "Session":
         """An interpreter that keeps its state across `run` calls (see `agentbox.Session`)."""

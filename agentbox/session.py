@@ -54,6 +54,7 @@ class Session:
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
         filename: str = "<stdin>",
+        timeout: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> RunResult:
         """Run `code` in this session's interpreter (calls are serialised)."""
@@ -63,8 +64,8 @@ class Session:
             if self._closed:
                 raise SessionClosedError("this session is closed")
             if self._instance is None:
-                self._instance = self._sandbox._engine.new_instance(self._sandbox.settings)
-            result = self._instance.run(request, skills, keep_globals=True)
+                self._instance = self._sandbox._instance()
+            result = self._instance.run(request, skills, keep_globals=True, timeout=timeout)
             self.runs += 1
             if not self._instance.usable:
                 self._instance = None
@@ -78,9 +79,10 @@ class Session:
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
         filename: str = "<stdin>",
+        timeout: float | None = None,
     ) -> RunResult:
         """`run` off the event loop; `async def` skills run on this loop."""
         loop = asyncio.get_running_loop()
         return await asyncio.to_thread(
-            self.run, code, args=args, stdin=stdin, filename=filename, loop=loop
+            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout, loop=loop
         )

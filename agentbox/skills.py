@@ -7,6 +7,7 @@ records every call.
 """
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import logging
@@ -37,6 +38,8 @@ class Skill:
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     timeout: float | None = None
+    raw_data: bool = False
+    """Pass the call's JSON data as one argument instead of as keyword arguments."""
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "parameters": self.parameters}
@@ -136,7 +139,7 @@ def as_skill(item: Any, name: str | None = None) -> Skill:
 
 
 def _renamed(item: Skill, name: str) -> Skill:
-    return Skill(name, item.function, item.description, item.parameters, item.timeout)
+    return dataclasses.replace(item, name=name)
 
 
 SkillsArgument = Iterable[Any] | Mapping[str, Any] | None
@@ -256,7 +259,7 @@ class RunSkills:
 
     def _invoke(self, spec: Skill, arguments: Any) -> Any:
         function = spec.function
-        positional, keywords = _arguments_for(function, arguments)
+        positional, keywords = ([arguments], {}) if spec.raw_data else _arguments_for(arguments)
         try:
             inspect.signature(function).bind(*positional, **keywords)
         except TypeError as error:
@@ -287,9 +290,7 @@ class RunSkills:
         return asyncio.run(asyncio.wait_for(coroutine, timeout))
 
 
-def _arguments_for(
-    function: Callable[..., Any], arguments: Any
-) -> tuple[list[Any], dict[str, Any]]:
+def _arguments_for(arguments: Any) -> tuple[list[Any], dict[str, Any]]:
     """A dict becomes keyword arguments, null no arguments, anything else one argument."""
     if arguments is None:
         return [], {}

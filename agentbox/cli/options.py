@@ -100,3 +100,96 @@ def parse_env(pairs: tuple[str, ...], host_env: dict[str, str]) -> dict[str, str
             value = host_env[key]
         env[key] = value
     return env
+
+
+def skill_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--skill, --skills, --config, --confirm-skills."""
+    decorators = [
+        click.option(
+            "--skill",
+            "skill_commands",
+            multiple=True,
+            metavar="NAME=COMMAND",
+            help="Offer a skill backed by a host command: started per call, JSON data on its "
+            "stdin, JSON result on its stdout. Repeatable.",
+        ),
+        click.option(
+            "--skills",
+            "skill_files",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            metavar="FILE.py",
+            help="Offer the functions of a Python file as skills (its @agentbox.skill functions, "
+            "else its public ones). The file runs on the host with your authority. Repeatable.",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            envvar="AGENTBOX_CONFIG",
+            help="Config file declaring skills and default limits "
+            "[default: ./agentbox.toml if present]. [env: AGENTBOX_CONFIG]",
+        ),
+        click.option(
+            "--confirm-skills",
+            is_flag=True,
+            help="Ask on the terminal before each skill call (refused when there is no terminal).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def sandbox_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Every option that shapes a Sandbox: limits, mounts, env and skills."""
+    return limit_options(skill_options(function))
+
+
+_LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel")
+
+
+def build_sandbox(
+    ctx: click.Context, progress: Callable[[str], None] | None = None, **options: Any
+):
+    """The Sandbox the options describe; config-file limits apply where no option was given."""
+    import os
+
+    from agentbox.command_skill import command_skill, parse_skill_option
+    from agentbox.config import load_config
+    from agentbox.limits import parse_size
+    from agentbox.sandbox import Sandbox
+    from agentbox.skills_file import load_skills_file
+
+    config = load_config(options["config_path"])
+    limits = {name: options[name] for name in _LIMIT_PARAMETERS}
+    for name, value in config.limits.items():
+        if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
+            limits[name] = parse_size(value) if name in ("memory", "max_output") else value
+    skills = list(config.skills)
+    for path in options["skill_files"]:
+        skills.extend(load_skills_file(path))
+    for text in options["skill_commands"]:
+        skills.append(command_skill(*parse_skill_option(text)))
+    return Sandbox(
+        **limits,
+        mounts=options["mounts"],
+        env=parse_env(options["env"], dict(os.environ)),
+        skills=skills,
+        approve=ask_on_terminal if options["confirm_skills"] else None,
+        progress=progress,
+        **options.get("sandbox_extra", {}),
+    )
+
+
+def ask_on_terminal(name: str, data: Any) -> bool:
+    """The --confirm-skills gate: asks on the controlling terminal, refuses without one."""
+    import json
+
+    from agentbox.terminal import confirm_on_terminal
+
+    preview = json.dumps(data, ensure_ascii=False)
+    if len(preview) > 500:
+        preview = preview[:500] + f"... ({len(preview)} characters)"
+    return confirm_on_terminal(f"agentbox: allow skill {name!r} with {preview}?")

@@ -1,13 +1,13 @@
 """`agentbox run`: run one script in a fresh sandbox; the process exits with the script's code."""
 
 import json
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from agentbox.cli.options import limit_options, parse_env
+from agentbox.cli.options import build_sandbox, sandbox_options
 from agentbox.errors import UsageError
 
 
@@ -50,20 +50,13 @@ def _progress(message: str) -> None:
 )
 @click.argument("script", metavar="SCRIPT|-")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@limit_options
+@sandbox_options
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the output."
 )
+@click.pass_context
 def run(
-    script: str,
-    args: tuple[str, ...],
-    timeout: float,
-    memory: int,
-    fuel: int | None,
-    max_output: int,
-    mounts: tuple[str, ...],
-    env: tuple[str, ...],
-    as_json: bool,
+    ctx: click.Context, script: str, args: tuple[str, ...], as_json: bool, **options: Any
 ) -> None:
     """Run SCRIPT (a file, or - for stdin) in the sandbox, as `python SCRIPT ARGS...` would.
 
@@ -71,18 +64,8 @@ def run(
     options. The exit code is the script's own; limits and errors have fixed codes (see
     README: "Exit codes").
     """
-    from agentbox.sandbox import Sandbox
-
     source, filename = _read_script(script)
-    sandbox = Sandbox(
-        timeout=timeout,
-        memory=memory,
-        max_output=max_output,
-        fuel=fuel,
-        mounts=mounts,
-        env=parse_env(env, dict(os.environ)),
-        progress=_progress,
-    )
+    sandbox = build_sandbox(ctx, progress=_progress, **options)
     result = sandbox.run(source, args=args, stdin=_script_stdin(script), filename=filename)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))

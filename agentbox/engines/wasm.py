@@ -8,6 +8,7 @@ run is reported as timed out at once, and the abandoned instance traps as soon a
 returns to WebAssembly. Its Store is never used again.
 """
 
+import dataclasses
 import re
 import threading
 import time
@@ -84,11 +85,18 @@ class GuestInstance:
         self.usable = True
 
     def run(
-        self, request: ScriptRequest, skills: RunSkills, keep_globals: bool = False
+        self,
+        request: ScriptRequest,
+        skills: RunSkills,
+        keep_globals: bool = False,
+        timeout: float | None = None,
     ) -> RunResult:
+        """Run one script; `timeout` overrides the instance's wall-clock limit for this run."""
         if not self.usable:
             raise RuntimeError("this guest instance hit a limit and cannot run again")
         limits = self._limits
+        if timeout is not None:
+            limits = dataclasses.replace(limits, timeout=timeout)
         self._stdout = CappedOutput(limits.max_output)
         self._stderr = CappedOutput(limits.max_output)
         record = _request_record(request, keep_globals)

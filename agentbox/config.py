@@ -1,0 +1,109 @@
+"""`agentbox.toml`: declared skills and default limits, validated against a JSON Schema.
+
+    [limits]
+    timeout = 10
+    memory = "256M"
+
+    [skills.weather]
+    command = "python weather.py"
+    description = "Current weather for a city."
+    timeout = 5
+    parameters = { type = "object", properties = { city = { type = "string" } } }
+
+Found in the working directory, or named with `--config PATH`. Command-line options win.
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentbox.command_skill import command_skill
+from agentbox.errors import UsageError
+from agentbox.skills import Skill
+
+DEFAULT_CONFIG_NAME = "agentbox.toml"
+
+_SIZE = {"type": ["string", "integer"]}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "timeout": {"type": "number", "exclusiveMinimum": 0},
+                "memory": _SIZE,
+                "max_output": _SIZE,
+                "fuel": {"type": "integer", "minimum": 1},
+            },
+        },
+        "skills": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["command"],
+                "properties": {
+                    "command": {
+                        "oneOf": [
+                            {"type": "string", "minLength": 1},
+                            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        ]
+                    },
+                    "description": {"type": "string"},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0},
+                    "parameters": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass
+class Config:
+    limits: dict[str, Any] = field(default_factory=dict)
+    skills: list[Skill] = field(default_factory=list)
+    path: Path | None = None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """The named config file, else `./agentbox.toml` if present, else an empty config."""
+    if path is None:
+        candidate = Path(DEFAULT_CONFIG_NAME)
+        if not candidate.is_file():
+            return Config()
+        path = candidate
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"config file {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"cannot read config {str(path)!r}: {error}") from None
+    _validate(data, path)
+    skills = [
+        command_skill(
+            name,
+            spec["command"],
+            description=spec.get("description", ""),
+            parameters=spec.get("parameters"),
+            timeout=spec.get("timeout"),
+        )
+        for name, spec in data.get("skills", {}).items()
+    ]
+    return Config(limits=dict(data.get("limits", {})), skills=skills, path=path)
+
+
+def _validate(data: dict[str, Any], path: Path) -> None:
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(SCHEMA).iter_errors(data)
+    )
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "top level"
+        raise UsageError(f"invalid config {str(path)!r} at {where}: {error.message}")

@@ -1,0 +1,52 @@
+"""A warm pool: guest instances created ahead of time, so a run does not pay instantiation.
+
+Each pooled instance is used for exactly one run (or one session) and then dropped: pooling
+never lets two runs share an interpreter. A background thread refills the pool off the hot path.
+"""
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class WarmPool(Generic[T]):
+    def __init__(self, factory: Callable[[], T], size: int) -> None:
+        if size < 1:
+            raise ValueError("a warm pool needs a size of at least 1")
+        self._factory = factory
+        self._ready: queue.Queue[T] = queue.Queue(maxsize=size)
+        self._wanted = threading.Event()
+        self._closed = False
+        self._wanted.set()
+        self._thread = threading.Thread(target=self._refill, name="agentbox-pool", daemon=True)
+        self._thread.start()
+
+    def take(self) -> T:
+        """A ready instance if there is one, else a new one made now."""
+        try:
+            item = self._ready.get_nowait()
+        except queue.Empty:
+            item = self._factory()
+        self._wanted.set()
+        return item
+
+    def close(self) -> None:
+        self._closed = True
+        self._wanted.set()
+
+    def _refill(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            while not self._closed and not self._ready.full():
+                try:
+                    self._ready.put_nowait(self._factory())
+                except queue.Full:
+                    break
+                except Exception:  # noqa: BLE001 - a failed pre-instantiation is retried on demand
+                    break
+            if self._closed:
+                return
