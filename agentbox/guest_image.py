@@ -6,6 +6,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from agentbox import _frozen
 from agentbox.errors import GuestNotBuiltError
 
 
@@ -20,7 +21,7 @@ class GuestImage:
 @cache
 def guest_image() -> GuestImage:
     """Locate the packaged guest and its metadata (written by `guest/build.py`, not hashed here)."""
-    folder = Path(str(resources.files("agentbox") / "guest"))
+    folder = _frozen.guest_folder() or Path(str(resources.files("agentbox") / "guest"))
     wasm, metadata_file = folder / "sandbox.wasm", folder / "sandbox.json"
     if not wasm.is_file() or not metadata_file.is_file():
         raise GuestNotBuiltError(

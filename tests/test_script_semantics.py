@@ -139,7 +139,9 @@ def test_random_is_reseeded_every_run(sandbox: Sandbox) -> None:
 def test_runs_share_no_state(sandbox: Sandbox) -> None:
     first = sandbox.run("import builtins, json\nbuiltins.leak = 1\njson.leak = 2\nprint('set')")
     assert first.stdout == "set\n"
-    second = sandbox.run("import builtins, json\nprint(hasattr(builtins, 'leak'), hasattr(json, 'leak'))")
+    second = sandbox.run(
+        "import builtins, json\nprint(hasattr(builtins, 'leak'), hasattr(json, 'leak'))"
+    )
     assert second.stdout == "False False\n"
 
 

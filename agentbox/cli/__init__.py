@@ -15,6 +15,7 @@ COMMANDS = {
     "warmup": ("agentbox.cli.warmup", "warmup", "Compile and cache the sandbox ahead of time."),
     "info": ("agentbox.cli.info", "info", "Show versions, the guest and the cache."),
     "cache": ("agentbox.cli.cache", "cache", "Manage the compiled-sandbox cache."),
+    "mcp": ("agentbox.cli.mcp", "mcp", "Serve run_python over the Model Context Protocol (stdio)."),
 }
 
 DEBUG_VARIABLE = "AGENTBOX_DEBUG"

@@ -6,8 +6,9 @@ import io
 import linecache
 import os
 import random
-import tokenize
 import sys
+import time
+import tokenize
 import traceback
 import types
 
@@ -19,14 +20,38 @@ SCRIPT_ERROR_EXIT = 1
 _STDOUT_FD = 1
 _STDERR_FD = 2
 _OUTPUT_BUFFER = 8192
+_monotonic = time.monotonic
 
 
-def _text_stream(fd: int) -> io.TextIOWrapper:
-    """A buffered stream on a WASI descriptor: one host call per 8 KiB, not one per print."""
-    raw = io.FileIO(fd, "w", closefd=False)
-    return io.TextIOWrapper(
-        io.BufferedWriter(raw, _OUTPUT_BUFFER), encoding="utf-8", errors="backslashreplace"
-    )
+class _TimelyTextStream(io.TextIOWrapper):
+    """Buffered output that still reaches the host line by line, unless the script floods.
+
+    Each completed line is flushed at once while the script writes fewer than LINES_PER_WINDOW
+    lines per WINDOW seconds, so what a script printed survives a later timeout or crash.
+    Beyond that rate lines stay buffered (one host call per 8 KiB instead of one per line,
+    ~50x faster for chatty scripts): only the tail of a flood can be lost to a timeout.
+    """
+
+    WINDOW = 0.05
+    LINES_PER_WINDOW = 100
+
+    def __init__(self, fd: int) -> None:
+        raw = io.FileIO(fd, "w", closefd=False)
+        buffered = io.BufferedWriter(raw, _OUTPUT_BUFFER)
+        super().__init__(buffered, encoding="utf-8", errors="backslashreplace")
+        self._window_start = -1.0
+        self._window_lines = 0
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "\n" in text:
+            now = _monotonic()
+            if now - self._window_start >= self.WINDOW:
+                self._window_start, self._window_lines = now, 0
+            if self._window_lines < self.LINES_PER_WINDOW:
+                self._window_lines += 1
+                self.flush()
+        return written
 
 
 def _stdin_stream(data: bytes) -> io.TextIOWrapper:
@@ -64,8 +89,8 @@ class ScriptRunner:
         os.environ.update(env)
         random.seed()
         sys.stdin = sys.__stdin__ = _stdin_stream(stdin)
-        sys.stdout = sys.__stdout__ = _text_stream(_STDOUT_FD)
-        sys.stderr = sys.__stderr__ = _text_stream(_STDERR_FD)
+        sys.stdout = sys.__stdout__ = _TimelyTextStream(_STDOUT_FD)
+        sys.stderr = sys.__stderr__ = _TimelyTextStream(_STDERR_FD)
         try:
             outcome = self._execute(source, filename)
             if not keep_globals and outcome[1] != HardExit.__name__:

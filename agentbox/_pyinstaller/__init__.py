@@ -1,0 +1,98 @@
+"""PyInstaller support: the hook directory (registered by the `pyinstaller40` entry point in
+pyproject.toml, as yt-dlp does) and the list of modules the frozen CLI never imports."""
+
+from importlib.util import find_spec
+from pathlib import Path
+
+#: Set by `packaging/build_binary.py` when wasmtime's native library and the guest travel in a
+#: compressed payload extracted once into the user cache (see `payload_runtime.py`) instead of
+#: being collected as files that a onefile binary would unpack on every start.
+PAYLOAD_VARIABLE = "AGENTBOX_PYINSTALLER_PAYLOAD"
+
+#: Modules that PyInstaller's analysis reaches through optional imports but that the CLI never
+#: imports (checked with `python -X importtime -m agentbox run -`). Each one left out is a file
+#: less to unpack on every start of a onefile binary.
+EXCLUDED_MODULES: tuple[str, ...] = (
+    "tkinter",
+    "_tkinter",
+    "turtle",
+    "turtledemo",
+    "idlelib",
+    "unittest",
+    "doctest",
+    "pydoc",
+    "pydoc_data",
+    "lib2to3",
+    "ensurepip",
+    "venv",
+    "distutils",
+    "setuptools",
+    "pkg_resources",
+    "pip",
+    "test",
+    "curses",
+    "readline",
+    "sqlite3",
+    "xmlrpc",
+    "ftplib",
+    "imaplib",
+    "poplib",
+    "smtplib",
+    "nntplib",
+    "telnetlib",
+    "mailbox",
+    "multiprocessing",
+    "PyInstaller",
+    # Test tools that other packages' optional plugins mention (pydantic's hypothesis plugin).
+    "hypothesis",
+    "_pytest",
+    "pytest",
+)
+
+#: Extension modules `agentbox run` never imports (most are for `agentbox mcp`): a onefile build
+#: carries them in its payload, unpacked once, instead of unpacking them on every start.
+LAZY_EXTENSIONS: tuple[str, ...] = (
+    "cryptography.hazmat.bindings._rust",
+    "pydantic_core._pydantic_core",
+    "rpds.rpds",
+    "yaml._yaml",
+    "unicodedata",
+    "_decimal",
+    "pyexpat",
+    "_elementtree",
+    "_pickle",
+    "_multibytecodec",
+    "_codecs_cn",
+    "_codecs_hk",
+    "_codecs_iso2022",
+    "_codecs_jp",
+    "_codecs_kr",
+    "_codecs_tw",
+)
+
+
+def get_hook_dirs() -> list[str]:
+    return [str(Path(__file__).parent)]
+
+
+def wasmtime_library() -> Path:
+    """wasmtime-py's native library (`wasmtime/<os>-<arch>/_libwasmtime.so` and the like)."""
+    spec = find_spec("wasmtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("wasmtime is not installed")
+    package = Path(spec.submodule_search_locations[0])
+    patterns = ("*/_libwasmtime.so", "*/_libwasmtime.dylib", "*/_wasmtime.dll")
+    matches = sorted(path for pattern in patterns for path in package.glob(pattern))
+    if len(matches) != 1:
+        raise RuntimeError(f"expected one wasmtime library in {package}, found {matches}")
+    return matches[0]
+
+
+def guest_files() -> list[Path]:
+    """The built guest and its metadata; the build fails early if the guest is not built."""
+    folder = Path(__file__).parent.parent / "guest"
+    files = [folder / "sandbox.wasm", folder / "sandbox.json"]
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise RuntimeError(f"the guest is not built ({', '.join(missing)}): run `make guest`")
+    return files

@@ -1,0 +1,94 @@
+"""`agentbox serve`: `POST /run` and session endpoints on 127.0.0.1, behind a bearer token."""
+
+import secrets
+from typing import Any
+
+import click
+
+from agentbox.cli.options import build_sandbox, sandbox_options
+from agentbox.errors import UsageError
+from agentbox.sessions import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_SESSIONS
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@sandbox_options
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="TCP port on 127.0.0.1 (0: any free port). The server never listens on other addresses.",
+)
+@click.option(
+    "--pool-size",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Sandboxes kept ready ahead of requests (0: create each on demand).",
+)
+@click.option(
+    "--session-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_IDLE_TIMEOUT_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Close a session after this long without a request.",
+)
+@click.option(
+    "--max-sessions",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SESSIONS,
+    show_default=True,
+    help="Most sessions open at once; a new one closes the least recently used idle one.",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    port: int,
+    pool_size: int,
+    session_idle: float,
+    max_sessions: int,
+    **options: Any,
+) -> None:
+    """Serve Python execution over HTTP on 127.0.0.1, for local apps that do not speak MCP.
+
+    A new random token is printed at start; every request must send it as
+    `Authorization: Bearer TOKEN`.
+
+    \b
+      POST   /run              {"code": ..., "session"?, "timeout"?, "stdin"?} -> run --json object
+      GET    /sessions         open sessions: id, runs, idle_seconds, busy
+      DELETE /sessions/ID      close a session
+      GET    /skills           the skills sandboxed code may call
+    """
+    try:
+        from agentbox import http_server
+    except ImportError as error:
+        raise UsageError(
+            f"agentbox serve needs Starlette and uvicorn ({error}): pip install 'agentbox[mcp]'"
+        ) from None
+    from agentbox.sessions import SessionManager
+
+    try:
+        sock = http_server.listen(port)
+    except OSError as error:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
+    options["sandbox_extra"] = {"pool_size": pool_size}
+    sandbox = build_sandbox(ctx, progress=_progress, **options)
+    sessions = SessionManager(sandbox, idle_timeout=session_idle, max_sessions=max_sessions)
+    token = secrets.token_urlsafe(32)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    click.echo(f"agentbox serve: listening on {url}")
+    click.echo(f"token: {token}")
+    click.echo(
+        f"try: curl -H 'Authorization: Bearer {token}' -d '{{\"code\": \"print(1)\"}}' {url}/run"
+    )
+    try:
+        http_server.serve(http_server.create_app(sandbox, sessions, token), sock)
+    finally:
+        sessions.close_all()
+        sandbox.close()

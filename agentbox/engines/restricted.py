@@ -1,0 +1,450 @@
+"""The `restricted` engine: RestrictedPython in a killable, resource-limited child process.
+
+RestrictedPython rewrites the script at compile time so that every attribute access, item
+access, iteration, attribute write and import goes through a guard this module defines. The
+guards are a Python-level policy inside the same interpreter as the script, which is weaker
+than the wasm engine's WebAssembly boundary (see docs/engines.md); the child process and its OS
+limits (`_child.harden`) are the second layer.
+"""
+
+import ast
+import builtins
+import functools
+import linecache
+import operator
+import string
+import sys
+import traceback
+import types
+import weakref
+from _string import formatter_field_name_split
+from collections.abc import Callable
+from typing import Any
+
+from RestrictedPython import compile_restricted_exec, safe_builtins
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+from agentbox.engines._child import ChildHost, ChildProcessEngine, Script, exit_status
+from agentbox.exit_codes import ExitCode
+
+# Modules a script may import. Each was checked for ways around the attribute guard: none
+# evaluates strings as code on the script's behalf, none hands out raw getattr (which is why
+# `operator` is absent: attrgetter/methodcaller bypass the guard), none formats with attribute
+# traversal (`string.Formatter`, `logging`: `string` is replaced by a shim). Module-valued
+# attributes (`json.codecs`, `re.enum`) are refused by the guard unless listed here.
+ALLOWED_MODULES = frozenset(
+    {
+        "base64",
+        "bisect",
+        "cmath",
+        "collections",
+        "collections.abc",
+        "copy",
+        "datetime",
+        "decimal",
+        "difflib",
+        "fractions",
+        "functools",
+        "hashlib",
+        "heapq",
+        "itertools",
+        "json",
+        "math",
+        "pprint",
+        "random",
+        "re",
+        "statistics",
+        "textwrap",
+        "time",
+        "unicodedata",
+    }
+)
+
+# Attributes that walk from an object to frames, code or globals. Names starting with `_` are
+# refused anyway; `obj` is AttributeError.obj (CVE-2024-47532); `mro` lists a type's bases.
+DENIED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
+    "cr_origin",
+    "f_lasti",
+    "f_lineno",
+    "func_closure",
+    "func_code",
+    "func_globals",
+    "gi_running",
+    "gi_suspended",
+    "im_class",
+    "im_func",
+    "im_self",
+    "mro",
+    "tb_lasti",
+    "tb_lineno",
+}
+_DANGEROUS_TYPES = (types.FrameType, types.CodeType, types.TracebackType)
+
+_INPLACE = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "&=": operator.iand,
+    "|=": operator.ior,
+    "^=": operator.ixor,
+    "@=": operator.imatmul,
+}
+
+
+class RestrictedEngine(ChildProcessEngine):
+    """RestrictedPython guards plus a child process for real timeouts and memory limits."""
+
+    name = "restricted"
+
+
+def is_denied(obj: Any, name: str) -> bool:
+    """The name-based part of the policy, shared with the asteval engine."""
+    return (
+        name.startswith("_")
+        or name in DENIED_ATTRIBUTES
+        or (name == "obj" and isinstance(obj, BaseException))
+    )
+
+
+def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+    """Every attribute read of the script (and `getattr`, and `str.format` fields)."""
+    if not isinstance(name, str):
+        raise TypeError("attribute name must be a string")
+    if is_denied(obj, name):
+        raise AttributeError(f"access to attribute {name!r} is not allowed")
+    if name in ("format", "format_map") and (
+        isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
+    ):
+        return _bound_format(obj, name)
+    try:
+        value = getattr(obj, name)
+    except AttributeError:
+        if default:
+            return default[0]
+        raise AttributeError(
+            f"{type(obj).__name__!r} object has no attribute {name!r}"
+        ) from None  # drop the original: its `obj`/`name` would reach the script
+    return _checked(value, name)
+
+
+def _checked(value: Any, name: str) -> Any:
+    if isinstance(value, types.ModuleType) and value.__name__ not in ALLOWED_MODULES:
+        raise AttributeError(f"access to module {name!r} is not allowed")
+    if isinstance(value, _DANGEROUS_TYPES):
+        raise AttributeError(f"access to attribute {name!r} is not allowed")
+    return value
+
+
+class _SafeFormatter(string.Formatter):
+    """`str.format` whose `{0.attr}` fields go through the same guard as the script."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        first, rest = formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attribute, key in rest:
+            obj = guarded_getattr(obj, key) if is_attribute else obj[key]
+        return obj, first
+
+
+_FORMATTER = _SafeFormatter()
+
+
+def _bound_format(obj: Any, name: str) -> Callable[..., str]:
+    def format_map(text: str, mapping: Any) -> str:
+        return _FORMATTER.vformat(str(text), (), mapping)
+
+    def format_(text: str, *args: Any, **kwargs: Any) -> str:
+        return _FORMATTER.vformat(str(text), args, kwargs)
+
+    function = format_map if name == "format_map" else format_
+    return functools.partial(function, obj) if isinstance(obj, str) else function
+
+
+def _string_shim() -> types.ModuleType:
+    """`string` without `Formatter` and `Template` (attribute traversal, CVE-2023-41039)."""
+    shim = types.ModuleType("string")
+    for name in (
+        "ascii_letters",
+        "ascii_lowercase",
+        "ascii_uppercase",
+        "capwords",
+        "digits",
+        "hexdigits",
+        "octdigits",
+        "printable",
+        "punctuation",
+        "whitespace",
+    ):
+        setattr(shim, name, getattr(string, name))
+    return shim
+
+
+class _Policy:
+    """The guards and builtins of one run (in the child)."""
+
+    def __init__(self, script: Script, host: ChildHost) -> None:
+        self.host = host
+        self.stdin = _StdinReader(script.stdin)
+        self.classes: weakref.WeakSet[type] = weakref.WeakSet()
+        self.sys = types.ModuleType("sys")
+        for name, value in {
+            "argv": list(script.argv),
+            "exit": _exit,
+            "maxsize": sys.maxsize,
+            "stdin": self.stdin,
+            "stdout": host.stdout,
+            "stderr": host.stderr,
+            "version": sys.version,
+            "version_info": tuple(sys.version_info),
+        }.items():
+            setattr(self.sys, name, value)
+        self.shims = {"sys": self.sys, "string": _string_shim(), "skills": host.skills}
+
+    def import_(
+        self, name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level=0
+    ) -> Any:
+        if level != 0:
+            raise ImportError("relative imports are not allowed")
+        if name in self.shims:
+            module = self.shims[name]
+        elif name in ALLOWED_MODULES:
+            module = __import__(name, fromlist=["_"] if fromlist else [])
+        else:
+            raise ImportError(f"import of {name!r} is not allowed")
+        for attribute in fromlist or ():
+            guarded_getattr(module, attribute)  # `from x import y` reads y without _getattr_
+        if not fromlist and "." in name:
+            return __import__(name.partition(".")[0])
+        return module
+
+    def write_guard(self, obj: Any) -> Any:
+        """Attribute and item writes: containers, and classes the script defined."""
+        if isinstance(obj, dict | list | bytearray) or type(obj) in self.classes:
+            return obj
+        if isinstance(obj, type) and obj in self.classes:
+            return obj
+        raise TypeError(f"cannot modify {type(obj).__name__!r} objects")
+
+    def build_class(self, function: Any, name: str, *bases: Any, **keywords: Any) -> type:
+        # RestrictedPython passes `metaclass=__metaclass__` (type); anything else is refused.
+        if keywords.get("metaclass", type) is not type:
+            raise TypeError("metaclasses are not allowed")
+        cls = builtins.__build_class__(function, name, *bases, **keywords)
+        self.classes.add(cls)
+        return cls
+
+    def setattr_(self, obj: Any, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            raise AttributeError(f"cannot set attribute {name!r}")
+        setattr(self.write_guard(obj), name, value)
+
+    def delattr_(self, obj: Any, name: str) -> None:
+        if name.startswith("_"):
+            raise AttributeError(f"cannot delete attribute {name!r}")
+        delattr(self.write_guard(obj), name)
+
+    def print_factory(self, _getattr: Any = None) -> "_Printer":
+        return _Printer(self.host)
+
+    def builtins(self) -> dict[str, Any]:
+        table = dict(safe_builtins)
+        for name in (
+            "all",
+            "any",
+            "ascii",
+            "bin",
+            "bytearray",
+            "bytes",
+            "classmethod",
+            "dict",
+            "enumerate",
+            "filter",
+            "format",
+            "frozenset",
+            "iter",
+            "list",
+            "map",
+            "max",
+            "min",
+            "next",
+            "object",
+            "property",
+            "reversed",
+            "set",
+            "sorted",
+            "staticmethod",
+            "sum",
+            "super",
+            "tuple",
+            "zip",
+            "NotImplemented",
+            "StopAsyncIteration",
+        ):
+            table[name] = getattr(builtins, name)
+        table.update(
+            __build_class__=self.build_class,
+            __import__=self.import_,
+            call_skill=self.host.call_skill,
+            delattr=self.delattr_,
+            exit=_exit,
+            getattr=guarded_getattr,
+            hasattr=_guarded_hasattr,
+            input=self.stdin.input,
+            quit=_exit,
+            setattr=self.setattr_,
+            type=_type,
+        )
+        table.pop("_getattr_", None)
+        return table
+
+    def globals(self) -> dict[str, Any]:
+        return {
+            "__builtins__": self.builtins(),
+            "__name__": "__main__",
+            "__metaclass__": type,
+            "_apply_": _apply,
+            "_getattr_": guarded_getattr,
+            "_getitem_": operator.getitem,
+            "_getiter_": iter,
+            "_inplacevar_": _inplace,
+            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+            "_print_": self.print_factory,
+            "_unpack_sequence_": guarded_unpack_sequence,
+            "_write_": self.write_guard,
+            "skills": self.host.skills,
+        }
+
+
+class _Printer:
+    """RestrictedPython's `print` hook: straight to the script's stdout (or `file=`)."""
+
+    def __init__(self, host: ChildHost) -> None:
+        self._host = host
+
+    def _call_print(self, *objects: Any, **kwargs: Any) -> None:
+        if kwargs.get("file") is None:
+            kwargs["file"] = self._host.stdout
+        print(*objects, **kwargs)
+
+
+class _StdinReader:
+    """`sys.stdin` and `input()` over the request's stdin."""
+
+    def __init__(self, text: str) -> None:
+        import io
+
+        self._stream = io.StringIO(text)
+
+    def read(self, size: int = -1) -> str:
+        return self._stream.read(size)
+
+    def readline(self, size: int = -1) -> str:
+        return self._stream.readline(size)
+
+    def readlines(self) -> list[str]:
+        return self._stream.readlines()
+
+    def __iter__(self) -> Any:
+        return iter(self._stream.readlines())
+
+    def input(self, prompt: object = "") -> str:
+        if prompt:
+            print(prompt, end="", file=sys.stdout)
+        line = self._stream.readline()
+        if not line:
+            raise EOFError("EOF when reading a line")
+        return line.removesuffix("\n")
+
+
+def _exit(code: object = None) -> None:
+    raise SystemExit(code)
+
+
+def _guarded_hasattr(obj: Any, name: str) -> bool:
+    try:
+        guarded_getattr(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _type(obj: Any) -> type:
+    """One-argument `type` only: the three-argument form builds classes around the guards."""
+    return type(obj)
+
+
+def _apply(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return function(*args, **kwargs)
+
+
+def _inplace(op: str, target: Any, value: Any) -> Any:
+    return _INPLACE[op](target, value)
+
+
+class _AnnotationCheck(ast.NodeVisitor):
+    """Refuse annotations: `typing.get_type_hints` (via functools.singledispatch) evals them."""
+
+    def generic_visit(self, node: ast.AST) -> None:
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            raise SyntaxError("annotations are not allowed", (None, node.lineno, None, None))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+            raise SyntaxError("annotations are not allowed", (None, node.lineno, None, None))
+        super().generic_visit(node)
+
+
+def prepare() -> Callable[[Script, ChildHost], tuple[int, str]]:
+    """Import everything a run may need now: after `harden` no file can be opened."""
+    for name in sorted(ALLOWED_MODULES):
+        __import__(name)
+    traceback.format_exception(ValueError, ValueError("warm-up"), None)
+
+    def execute(script: Script, host: ChildHost) -> tuple[int, str]:
+        text = script.source.decode("utf-8", "replace")
+        try:
+            tree = ast.parse(script.source, script.filename)
+            _AnnotationCheck().visit(tree)
+        except (SyntaxError, ValueError) as error:
+            if isinstance(error, SyntaxError) and error.filename is None:
+                error.filename = script.filename
+            traceback.print_exception(type(error), error, None, file=host.stderr, chain=False)
+            return ExitCode.SCRIPT_ERROR, type(error).__name__
+        compiled = compile_restricted_exec(tree, script.filename)
+        if compiled.errors:
+            for line in compiled.errors:
+                print(f'File "{script.filename}", {line}', file=host.stderr)
+            return ExitCode.SCRIPT_ERROR, "SyntaxError"
+        linecache.cache[script.filename] = (
+            len(text),
+            None,
+            text.splitlines(keepends=True),
+            script.filename,
+        )
+        policy = _Policy(script, host)
+        try:
+            exec(compiled.code, policy.globals())
+        except SystemExit as exit_request:
+            return exit_status(exit_request.code, host.stderr), ""
+        except BaseException as error:  # noqa: BLE001 - like `python`: report anything
+            _print_script_traceback(error, script.filename, host)
+            return ExitCode.SCRIPT_ERROR, type(error).__name__
+        return ExitCode.OK, ""
+
+    return execute
+
+
+def _print_script_traceback(error: BaseException, filename: str, host: ChildHost) -> None:
+    """The traceback `python` prints, with only the script's frames (no host paths)."""
+    frames = [
+        frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == filename
+    ]
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.StackSummary.from_list(frames).format()
+    lines += traceback.format_exception_only(type(error), error)
+    host.stderr.write("".join(lines))

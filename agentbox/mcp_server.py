@@ -1,0 +1,244 @@
+"""The MCP server: `run_python` and session tools over the official MCP Python SDK (2.x).
+
+Importing this module imports the SDK (slow, ~1 s), so only `agentbox mcp` imports it; the
+`agentbox run` path never does. Every tool is a plain function: the SDK runs it on a worker
+thread, so one slow script never blocks the protocol loop or other clients' calls, and a script
+that hits a limit ends only its own call.
+"""
+
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp.types import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    CallToolResult,
+    ErrorData,
+    JSONRPCError,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import BaseModel, Field, ValidationError
+
+from agentbox._version import __version__
+from agentbox.limits import MIB
+from agentbox.result import RunResult
+from agentbox.sandbox import Sandbox
+from agentbox.session import SessionClosedError
+from agentbox.sessions import MAX_SESSION_ID_LENGTH, SessionLimitError, SessionManager
+
+
+class SkillCallOutput(BaseModel):
+    name: str
+    duration_ms: float
+    ok: bool
+    error: str | None
+
+
+class RunOutput(BaseModel):
+    """`run_python`'s structured result: `RunResult.to_json()` plus the session's fate."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration_ms: float
+    limit: Literal["timeout", "memory", "fuel", "crash"] | None
+    message: str | None
+    truncated: bool
+    skill_calls: list[SkillCallOutput]
+    engine: str
+    session: str | None
+    session_reset: bool = Field(
+        description="The session's interpreter was lost (limit or crash); its next run starts "
+        "from a fresh interpreter."
+    )
+    notices: list[str] = Field(
+        description="What happened to sessions on the way, e.g. this session had expired."
+    )
+
+
+class SessionOutput(BaseModel):
+    id: str
+    runs: int
+    idle_seconds: float
+    busy: bool
+
+
+class SessionsOutput(BaseModel):
+    sessions: list[SessionOutput]
+    max_sessions: int
+    idle_timeout_seconds: float
+
+
+class CloseOutput(BaseModel):
+    session: str
+    closed: bool = Field(description="False when no session had that id.")
+
+
+class SkillsOutput(BaseModel):
+    skills: list[dict[str, Any]]
+
+
+def render_text(result: RunResult, notices: list[str]) -> str:
+    """What a chat client shows: stdout, stderr, then agentbox's own lines in brackets."""
+    parts = [text for text in (result.stdout, result.stderr) if text]
+    lines = [f"[agentbox: {notice}]" for notice in notices]
+    if result.message:
+        lines.append(f"[agentbox: {result.message}]")
+    if result.exit_code != 0:
+        lines.append(f"[exit code {result.exit_code}]")
+    if result.session_reset:
+        lines.append("[session reset: the next call in this session starts a fresh interpreter]")
+    if lines:
+        parts.append("\n".join(lines))
+    return "\n".join(part.removesuffix("\n") for part in parts) if parts else "(no output)"
+
+
+def _description(sandbox: Sandbox) -> str:
+    limits = sandbox.limits
+    skills = sandbox.skills.names()
+    skill_text = (
+        f" Host skills available: {', '.join(skills)}; call them as "
+        "`call_skill(name, data)` or `import skills; skills.NAME(**kwargs)` "
+        "(list_skills shows their parameters)."
+        if skills
+        else ""
+    )
+    return (
+        "Run Python 3.14 code in an isolated WebAssembly sandbox and return its stdout and "
+        "stderr. No network, no processes, no host files"
+        f"{' except the mounted folders' if sandbox.settings.mounts else ''}. "
+        f"Limits per call: {limits.timeout:g} s wall clock, {limits.memory // MIB} MiB memory. "
+        "Without `session` every call starts from a clean interpreter; calls with the same "
+        "`session` id share variables, imports and definitions." + skill_text
+    )
+
+
+def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
+    """The MCP server for `sandbox`; named sessions live in `sessions`."""
+    server = MCPServer(
+        name="agentbox",
+        version=__version__,
+        instructions="Use run_python to execute Python code safely in a sandbox.",
+        log_level="WARNING",
+    )
+    max_timeout = sandbox.limits.timeout
+
+    @server.tool(
+        description=_description(sandbox),
+        annotations=ToolAnnotations(
+            title="Run Python in a sandbox", read_only_hint=False, destructive_hint=False
+        ),
+    )
+    def run_python(
+        code: Annotated[str, Field(description="The Python source to run, as a script.")],
+        session: Annotated[
+            str | None,
+            Field(
+                description="Session id: calls with the same id share one interpreter; "
+                "different ids are isolated. Omit for a fresh interpreter.",
+                min_length=1,
+                max_length=MAX_SESSION_ID_LENGTH,
+            ),
+        ] = None,
+        timeout: Annotated[
+            float | None,
+            Field(
+                description=f"Wall-clock limit in seconds (at most {max_timeout:g}).",
+                gt=0,
+            ),
+        ] = None,
+        stdin: Annotated[
+            str | None, Field(description="Text the script reads from sys.stdin.")
+        ] = None,
+    ) -> Annotated[CallToolResult, RunOutput]:
+        effective_timeout = min(timeout, max_timeout) if timeout is not None else None
+        notices: list[str] = []
+        try:
+            if session is None:
+                result = sandbox.run(code, stdin=stdin or "", timeout=effective_timeout)
+            else:
+                run = sessions.run(session, code, stdin=stdin or "", timeout=effective_timeout)
+                result, notices = run.result, run.notices
+        except (SessionLimitError, SessionClosedError, ValueError) as error:
+            raise ToolError(str(error)) from error
+        structured = {
+            **result.to_json(),
+            "session": session,
+            "session_reset": result.session_reset,
+            "notices": notices,
+        }
+        return CallToolResult(
+            content=[TextContent(type="text", text=render_text(result, notices))],
+            structured_content=structured,
+            is_error=not result.ok,
+        )
+
+    @server.tool(annotations=ToolAnnotations(title="List sessions", read_only_hint=True))
+    def list_sessions() -> SessionsOutput:
+        """The open run_python sessions: id, runs so far, seconds idle."""
+        return SessionsOutput(
+            sessions=[SessionOutput(**asdict(info)) for info in sessions.list_sessions()],
+            max_sessions=sessions.max_sessions,
+            idle_timeout_seconds=sessions.idle_timeout,
+        )
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            title="Close a session", read_only_hint=False, destructive_hint=True
+        )
+    )
+    def close_session(
+        session: Annotated[str, Field(description="The session id to close.")],
+    ) -> CloseOutput:
+        """Close a run_python session and free its interpreter (its state is lost)."""
+        return CloseOutput(session=session, closed=sessions.close(session))
+
+    @server.tool(annotations=ToolAnnotations(title="List skills", read_only_hint=True))
+    def list_skills() -> SkillsOutput:
+        """The host skills sandboxed code may call, with their JSON Schema parameters."""
+        return SkillsOutput(skills=sandbox.skills.specs())
+
+    return server
+
+
+def _protocol_error(error: Exception) -> SessionMessage:
+    """The JSON-RPC error for a line that is not JSON (-32700) or not a JSON-RPC message."""
+    not_json = isinstance(error, ValidationError) and any(
+        detail["type"] == "json_invalid" for detail in error.errors()
+    )
+    code, message = (
+        (PARSE_ERROR, "Parse error") if not_json else (INVALID_REQUEST, "Invalid Request")
+    )
+    return SessionMessage(
+        JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
+    )
+
+
+async def serve_stdio(server: MCPServer) -> None:
+    """Serve over stdin/stdout until stdin closes, answering malformed lines with errors.
+
+    The SDK's stdio transport drops a line it cannot parse without a reply; JSON-RPC 2.0 wants
+    an error response with a null id, so this loop sits between the transport and the server.
+    """
+    async with stdio_server() as (read_stream, write_stream):
+        inbound_writer, inbound = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+        async def forward() -> None:
+            async with inbound_writer:
+                async for item in read_stream:
+                    if isinstance(item, Exception):
+                        await write_stream.send(_protocol_error(item))
+                    else:
+                        await inbound_writer.send(item)
+
+        # MCPServer has no public way to serve custom streams; its own run_stdio_async does this.
+        lowlevel = server._lowlevel_server
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(forward)
+            await lowlevel.run(inbound, write_stream, lowlevel.create_initialization_options())

@@ -1,0 +1,112 @@
+"""`agentbox` as users run it: the real entry point in a subprocess, and Click's runner."""
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from agentbox import __version__
+from agentbox.cli import cli
+from agentbox.exit_codes import ExitCode
+from tests.helpers import run_cli
+
+
+def test_run_script_from_stdin() -> None:
+    result = run_cli("run", "-", stdin=b"import sys\nprint('hi', sys.argv)")
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"hi ['<stdin>']\n", b"")
+
+
+def test_run_file_passes_every_later_word_to_argv(tmp_path: Path) -> None:
+    script = tmp_path / "tool.py"
+    script.write_text("import sys\nprint(sys.argv[1:])\nsys.exit(5)")
+    result = run_cli("run", str(script), "--verbose", "-x", "--", "--json")
+    assert result.stdout == b"['--verbose', '-x', '--', '--json']\n"
+    assert result.returncode == 5
+
+
+def test_file_script_reads_piped_stdin(tmp_path: Path) -> None:
+    script = tmp_path / "upper.py"
+    script.write_text("import sys\nprint(sys.stdin.read().upper(), end='')")
+    assert run_cli("run", str(script), stdin=b"abc\n").stdout == b"ABC\n"
+
+
+def test_exit_code_and_traceback_of_a_failing_script(tmp_path: Path) -> None:
+    script = tmp_path / "fail.py"
+    script.write_text("print('partial')\nraise KeyError('k')\n")
+    result = run_cli("run", str(script))
+    assert result.returncode == ExitCode.SCRIPT_ERROR
+    assert result.stdout == b"partial\n"
+    assert f'File "{script}", line 2'.encode() in result.stderr
+    assert result.stderr.endswith(b"KeyError: 'k'\n")
+
+
+def test_json_output() -> None:
+    result = run_cli("run", "--json", "-", stdin=b"print(42)\nimport sys; sys.exit(3)")
+    assert result.returncode == 3
+    payload = json.loads(result.stdout)
+    assert payload["stdout"] == "42\n"
+    assert payload["exit_code"] == 3
+    assert payload["limit"] is None and payload["truncated"] is False
+    assert payload["duration_ms"] > 0
+    assert set(payload) >= {"stdout", "stderr", "exit_code", "duration_ms", "skill_calls"}
+
+
+def test_missing_file_is_one_line_and_usage_code() -> None:
+    result = run_cli("run", "/no/such/script.py")
+    assert result.returncode == ExitCode.USAGE
+    assert result.stderr == b"agentbox: cannot run '/no/such/script.py': no such file\n"
+
+
+def test_directory_is_rejected(tmp_path: Path) -> None:
+    result = run_cli("run", str(tmp_path))
+    assert result.returncode == ExitCode.USAGE
+    assert (
+        result.stderr.decode().startswith("agentbox: cannot run") and b"directory" in result.stderr
+    )
+
+
+def test_bad_option_value_is_a_usage_error() -> None:
+    result = run_cli("run", "--memory", "lots", "-")
+    assert result.returncode == ExitCode.USAGE
+    assert b"Traceback" not in result.stderr and b"--memory" in result.stderr
+
+
+def test_version_and_help() -> None:
+    assert run_cli("--version").stdout.decode().strip().endswith(__version__)
+    help_text = run_cli("run", "--help").stdout.decode()
+    for option in ("--timeout", "--memory", "--fuel", "--max-output", "--mount", "--env", "--json"):
+        assert option in help_text
+
+
+def test_info_reports_versions_guest_and_cache() -> None:
+    result = run_cli("info", "--json")
+    assert result.returncode == 0, result.stderr
+    details = json.loads(result.stdout)
+    assert details["agentbox"] == __version__
+    assert details["guest_python"].startswith("3.14")
+    assert len(details["guest_sha256"]) == 64
+    assert details["wasmtime"].startswith("50.")
+    assert details["cache_state"] == "compiled"
+
+
+def test_warmup_prepares_the_cache(tmp_path: Path) -> None:
+    env = {"AGENTBOX_CACHE_DIR": str(tmp_path)}
+    result = run_cli("warmup", env=env)
+    assert result.returncode == 0 and b"sandbox ready" in result.stderr
+    assert list(tmp_path.glob("*.cwasm"))
+    assert run_cli("run", "-", stdin=b"print(1)", env=env).stderr == b""
+
+
+def test_click_runner_in_process() -> None:
+    result = CliRunner().invoke(cli, ["run", "-"], input=b"print(6 * 7)")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "42\n"
+
+
+def test_env_option(monkeypatch) -> None:
+    monkeypatch.setenv("AGENTBOX_FROM_HOST", "yes")
+    code = b"import os; print(sorted(os.environ.items()))"
+    result = run_cli("run", "--env", "A=1", "--env", "AGENTBOX_FROM_HOST", "-", stdin=code)
+    assert result.stdout == b"[('A', '1'), ('AGENTBOX_FROM_HOST', 'yes')]\n"
+    missing = run_cli("run", "--env", "AGENTBOX_NOT_SET_ANYWHERE", "-", stdin=code)
+    assert missing.returncode == ExitCode.USAGE

@@ -1,0 +1,113 @@
+"""The compiled-guest cache: recovers from damage, survives concurrent first runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentbox import compile_cache
+from agentbox.guest_image import guest_image
+from agentbox.runtime import engine_description
+from tests.helpers import run_cli
+
+PRINT_OK = b"print('ok')"
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(compile_cache.CACHE_DIR_VARIABLE, str(folder))
+    return folder
+
+
+def _artifact(cache_dir: Path) -> Path:
+    return compile_cache.artifact_path(guest_image(), engine_description(False))
+
+
+def _run_ok(cache_dir: Path) -> subprocess.CompletedProcess[bytes]:
+    result = run_cli("run", "-", stdin=PRINT_OK, env={"AGENTBOX_CACHE_DIR": str(cache_dir)})
+    assert (result.returncode, result.stdout) == (0, b"ok\n"), result.stderr
+    return result
+
+
+def test_first_run_compiles_with_progress_then_reuses(cache_dir: Path) -> None:
+    first = _run_ok(cache_dir)
+    assert b"compiling the sandbox" in first.stderr
+    assert b"sandbox compiled in" in first.stderr
+    assert _artifact(cache_dir).is_file()
+    second = _run_ok(cache_dir)
+    assert second.stderr == b""
+
+
+def test_key_covers_wasmtime_engine_guest_and_platform(cache_dir: Path) -> None:
+    guest = guest_image()
+    keys = {
+        compile_cache.cache_key(guest, engine_description(False)),
+        compile_cache.cache_key(guest, engine_description(True)),
+    }
+    assert len(keys) == 2
+    assert _artifact(cache_dir).parent == cache_dir
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt", "foreign", "empty"])
+def test_damaged_cache_is_rebuilt_and_the_run_succeeds(cache_dir: Path, damage: str) -> None:
+    _run_ok(cache_dir)
+    artifact = _artifact(cache_dir)
+    data = artifact.read_bytes()
+    if damage == "truncate":
+        artifact.write_bytes(data[: len(data) // 2])
+    elif damage == "corrupt":
+        middle = len(data) // 2
+        artifact.write_bytes(
+            data[:middle]
+            + bytes(b ^ 0xFF for b in data[middle : middle + 4096])
+            + data[middle + 4096 :]
+        )
+    elif damage == "foreign":
+        artifact.write_bytes(b"\x7fELF" + b"\0" * len(data))
+    else:
+        artifact.write_bytes(b"")
+    rebuilt = _run_ok(cache_dir)
+    assert b"compiling the sandbox" in rebuilt.stderr
+    assert artifact.read_bytes() == data
+
+
+def test_missing_stamp_is_rebuilt(cache_dir: Path) -> None:
+    _run_ok(cache_dir)
+    _artifact(cache_dir).with_suffix(".stamp").unlink()
+    assert b"compiling the sandbox" in _run_ok(cache_dir).stderr
+
+
+def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
+    command = [sys.executable, "-m", "agentbox", "run", "-"]
+    env = {"AGENTBOX_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"}
+    processes = [
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(PRINT_OK, timeout=120) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert (process.returncode, stdout) == (0, b"ok\n"), stderr
+    assert b"compiling the sandbox" in outputs[0][1] + outputs[1][1]
+    assert [path.name for path in cache_dir.iterdir() if path.suffix == ".tmp"] == []
+    assert _run_ok(cache_dir).stderr == b""
+
+
+def test_unwritable_cache_still_runs(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("run", "-", stdin=PRINT_OK, env={"AGENTBOX_CACHE_DIR": str(blocker / "sub")})
+    assert (result.returncode, result.stdout) == (0, b"ok\n")
+    assert b"could not cache the compiled sandbox" in result.stderr
+
+
+def test_cache_clear_and_dir(cache_dir: Path) -> None:
+    _run_ok(cache_dir)
+    shown = run_cli("cache", "dir", env={"AGENTBOX_CACHE_DIR": str(cache_dir)})
+    assert shown.stdout.decode().strip() == str(cache_dir)
+    cleared = run_cli("cache", "clear", env={"AGENTBOX_CACHE_DIR": str(cache_dir)})
+    assert cleared.returncode == 0 and b"removed" in cleared.stdout
+    assert not cache_dir.exists()
