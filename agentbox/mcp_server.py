@@ -109,10 +109,13 @@ def _description(sandbox: Sandbox) -> str:
         if skills
         else ""
     )
+    mounts = ", ".join(
+        f"{mount.guest} ({'read-write' if mount.writable else 'read-only'})"
+        for mount in sandbox.settings.mounts
+    )
     return (
         "Run Python 3.14 code in an isolated WebAssembly sandbox and return its stdout and "
-        "stderr. No network, no processes, no host files"
-        f"{' except the mounted folders' if sandbox.settings.mounts else ''}. "
+        f"stderr. No network, no processes, no host files{f' except {mounts}' if mounts else ''}. "
         f"Limits per call: {limits.timeout:g} s wall clock, {limits.memory // MIB} MiB memory. "
         "Without `session` every call starts from a clean interpreter; calls with the same "
         "`session` id share variables, imports and definitions." + skill_text

@@ -70,7 +70,7 @@ class Sandbox:
         self._pool: WarmPool[GuestInstance] | None = None
         if pool_size:
             self.warmup()
-            self._pool = WarmPool(self._new_instance, pool_size)
+            self._pool = WarmPool(lambda: self._new_instance().prime(), pool_size)
 
     @property
     def limits(self) -> Limits:

@@ -53,10 +53,17 @@ WORKERS = {
 _HEADER = struct.Struct(">I")
 # `-I`: ignore PYTHON* variables and the user's site-packages; the parent's sys.path is passed
 # explicitly so the child imports exactly the agentbox and fallback libraries the parent uses.
-_BOOTSTRAP = (
-    "import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
-    "from agentbox.engines._child import child_main; child_main()"
-)
+# `agentbox` is registered as a bare package so its __init__ (which imports the wasm engine
+# and so wasmtime) does not run: the child needs neither, and starts faster without them.
+_BOOTSTRAP = """
+import importlib.util, json, sys, types
+sys.path[:] = json.loads(sys.argv[1])
+package = types.ModuleType("agentbox")
+package.__path__ = importlib.util.find_spec("agentbox").submodule_search_locations
+sys.modules["agentbox"] = package
+from agentbox.engines._child import child_main
+child_main()
+"""
 
 
 # ---------------------------------------------------------------- framing (both sides)
@@ -160,28 +167,40 @@ class _ChildRun:
                 return _timeout(self.settings)
             if frame is None:
                 return self._died(deadline)
-            tag, body = frame
-            if tag == b"O":
-                self.stdout.write(body)
-            elif tag == b"E":
-                self.stderr.write(body)
-            elif tag == b"D":
-                dropped_out, dropped_err = json.loads(body)
-                self.stdout.dropped += int(dropped_out)
-                self.stderr.dropped += int(dropped_err)
-            elif tag == b"S":
-                self._send(b"L", skills.list_json().encode())
-            elif tag == b"C":
-                name, data = json.loads(body)
-                reply = _call_until(skills, str(name), str(data), deadline)
-                if reply is None:
-                    return _timeout(self.settings)
-                self._send(b"R", json.dumps(reply).encode())
-            elif tag == b"X":
-                exit_code, error_type = json.loads(body)
-                return _finished(int(exit_code), str(error_type))
-            else:
-                return self._crashed(f"protocol violation (frame {tag!r})")
+            try:
+                outcome = self._handle(frame, skills, deadline)
+            except _ProtocolError as error:
+                return self._crashed(f"protocol violation ({error})")
+            if outcome is not None:
+                return outcome
+
+    def _handle(
+        self, frame: tuple[bytes, bytes], skills: RunSkills, deadline: float
+    ) -> _Outcome | None:
+        """Act on one frame; an outcome ends the run."""
+        tag, body = frame
+        if tag == b"O":
+            self.stdout.write(body)
+        elif tag == b"E":
+            self.stderr.write(body)
+        elif tag == b"D":
+            dropped_out, dropped_err = _decode(body, int, int)
+            self.stdout.dropped += max(dropped_out, 0)
+            self.stderr.dropped += max(dropped_err, 0)
+        elif tag == b"S":
+            self._send(b"L", skills.list_json().encode())
+        elif tag == b"C":
+            name, data = _decode(body, str, str)
+            reply = _call_until(skills, name, data, deadline)
+            if reply is None:
+                return _timeout(self.settings)
+            self._send(b"R", json.dumps(reply).encode())
+        elif tag == b"X":
+            exit_code, error_type = _decode(body, int, str)
+            return _finished(exit_code, error_type)
+        else:
+            raise _ProtocolError(f"frame {tag!r}")
+        return None
 
     def _died(self, deadline: float) -> _Outcome:
         """The child closed its end without reporting an outcome."""
@@ -208,6 +227,25 @@ class _ChildRun:
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
+
+
+class _ProtocolError(Exception):
+    """The child sent something the protocol does not allow: treated as a crash."""
+
+
+def _decode(body: bytes, *types: type) -> list[Any]:
+    """A JSON array of exactly these types, or a protocol error (never trust the child)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise _ProtocolError("malformed JSON") from None
+    if not (
+        isinstance(value, list)
+        and len(value) == len(types)
+        and all(type(item) is kind for item, kind in zip(value, types, strict=True))
+    ):
+        raise _ProtocolError("unexpected message shape")
+    return value
 
 
 def _child_environment() -> dict[str, str]:

@@ -10,6 +10,7 @@ limits (`_child.harden`) are the second layer.
 import ast
 import builtins
 import functools
+import io
 import linecache
 import operator
 import string
@@ -338,8 +339,6 @@ class _StdinReader:
     """`sys.stdin` and `input()` over the request's stdin."""
 
     def __init__(self, text: str) -> None:
-        import io
-
         self._stream = io.StringIO(text)
 
     def read(self, size: int = -1) -> str:

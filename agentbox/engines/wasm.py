@@ -26,7 +26,7 @@ from agentbox.limits import Limits
 from agentbox.output import CappedOutput
 from agentbox.result import LimitName, RunResult
 from agentbox.runtime import Runtime, get_runtime
-from agentbox.skills import RunSkills
+from agentbox.skills import RunSkills, SkillSet
 
 # How long past the deadline the caller waits for the worker before abandoning it.
 ABANDON_GRACE_SECONDS = 0.2
@@ -83,6 +83,13 @@ class GuestInstance:
             raise RuntimeError("the guest does not export `run`: rebuild it with `make guest`")
         self._func: Func = func
         self.usable = True
+
+    def prime(self) -> "GuestInstance":
+        """Run an empty script so the interpreter's first-run work (page faults in the fresh
+        memory image, lazy set-up) is paid now, off the hot path: the warm pool calls this.
+        Leaves no state a later run can see: every run resets what the runner sets up."""
+        self.run(ScriptRequest(source=b""), SkillSet().bind_run())
+        return self
 
     def run(
         self,
