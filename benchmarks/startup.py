@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import measure, p50, print_table  # noqa: E402
+from _timing import measure, p50, print_table
 
 JSON_RE_SCRIPT = "import json, re\nprint(json.dumps({'k': re.sub('a', 'b', 'banana')}))"
 
