@@ -7,7 +7,6 @@ A non-zero exit becomes a SkillError carrying the last line of its stderr.
 
 import json
 import shlex
-import subprocess
 from typing import Any
 
 from agentbox.errors import UsageError
@@ -42,6 +41,8 @@ def command_skill(
     argv = split_command(command)
 
     def run_command(data: Any = None) -> Any:
+        import subprocess
+
         try:
             completed = subprocess.run(
                 argv, input=json.dumps(data).encode(), capture_output=True, timeout=timeout

@@ -1,6 +1,5 @@
 """The public entry point: `Sandbox(**options).run(code)`."""
 
-import asyncio
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -22,6 +21,8 @@ from agentbox.result import RunResult
 from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
 
 if TYPE_CHECKING:
+    import asyncio
+
     from agentbox.session import Session
 
 
@@ -115,7 +116,7 @@ class Sandbox:
         stdin: bytes | str = b"",
         filename: str = "<stdin>",
         timeout: float | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
+        loop: "asyncio.AbstractEventLoop | None" = None,
     ) -> RunResult:
         """Run `code` as `python FILENAME ARGS...` would, in a fresh sandbox.
 
@@ -134,6 +135,8 @@ class Sandbox:
         timeout: float | None = None,
     ) -> RunResult:
         """`run` off the event loop; `async def` skills run on this loop."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await asyncio.to_thread(
             self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout, loop=loop

@@ -6,7 +6,6 @@ A skill is a Python callable (sync or `async def`) or an external command (see
 records every call.
 """
 
-import asyncio
 import dataclasses
 import inspect
 import json
@@ -16,9 +15,12 @@ import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentbox.result import SkillCall
+
+if TYPE_CHECKING:
+    import asyncio
 
 logger = logging.getLogger("agentbox.skills")
 
@@ -190,7 +192,7 @@ class SkillSet:
     def specs(self) -> list[dict[str, Any]]:
         return [spec.spec() for spec in self._skills.values()]
 
-    def bind_run(self, loop: asyncio.AbstractEventLoop | None = None) -> "RunSkills":
+    def bind_run(self, loop: "asyncio.AbstractEventLoop | None" = None) -> "RunSkills":
         return RunSkills(self, loop)
 
     def get(self, name: str) -> Skill | None:
@@ -203,7 +205,7 @@ class SkillSet:
 class RunSkills:
     """The bridge as one run sees it: enforces limits, records calls (implements SkillRouter)."""
 
-    def __init__(self, skills: SkillSet, loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(self, skills: SkillSet, loop: "asyncio.AbstractEventLoop | None") -> None:
         self._skills = skills
         self._loop = loop
         self.calls: list[SkillCall] = []
@@ -280,6 +282,8 @@ class RunSkills:
             raise SkillFailure(f"skill {spec.name!r} failed: {type(error).__name__}") from None
 
     def _await(self, coroutine: Any, timeout: float) -> Any:
+        import asyncio
+
         if self._loop is not None and self._loop.is_running():
             future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
             try:
