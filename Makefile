@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PYTHON) -m pip install --quiet --upgrade pip
-	$(VENV_PYTHON) -m pip install --quiet --group dev -e '.[fallback,mcp]'
+	$(VENV_PYTHON) -m pip install --quiet --group dev -e '.[fallback,mcp,serve]'
 	touch $@
 
 guest: $(GUEST)
@@ -24,7 +24,7 @@ demo: guest
 	$(VENV)/bin/agentbox run examples/hello.py
 
 test: guest
-	$(VENV_PYTHON) -m pytest -n 2
+	$(VENV_PYTHON) -m pytest -n 2 -m "not binary"
 
 lint: setup
 	$(VENV_PYTHON) -m ruff check .
@@ -40,7 +40,8 @@ bench: guest
 bin: guest
 	$(VENV_PYTHON) packaging/build_binary.py
 
-smoke: bin
+# Builds the binary itself (or uses AGENTBOX_BINARY=path) and smoke-tests it.
+smoke: guest
 	$(VENV_PYTHON) -m pytest -m binary tests/binary
 
 installers: setup

@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.session import SessionClosedError
 from agentbox.sessions import SessionLimitError, SessionManager
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -63,11 +62,11 @@ def _error(message: str, status: int) -> JSONResponse:
 
 async def _run_request(request: Request) -> dict[str, Any]:
     """The /run body, checked: a JSON object with `code` and optional session/timeout/stdin."""
-    if int(request.headers.get("content-length") or 0) > MAX_REQUEST_BYTES:
-        raise BadRequest(f"request body is larger than {MAX_REQUEST_BYTES} bytes", 413)
-    body = await request.body()
-    if len(body) > MAX_REQUEST_BYTES:
-        raise BadRequest(f"request body is larger than {MAX_REQUEST_BYTES} bytes", 413)
+    body = bytearray()
+    async for chunk in request.stream():  # counted as it arrives: no size header is trusted
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            raise BadRequest(f"request body is larger than {MAX_REQUEST_BYTES} bytes", 413)
     try:
         data = json.loads(body)
     except ValueError as error:
@@ -120,8 +119,6 @@ def create_app(sandbox: Sandbox, sessions: SessionManager, token: str) -> Starle
             return _error(str(error), error.status)
         except SessionLimitError as error:
             return _error(str(error), 503)
-        except SessionClosedError as error:
-            return _error(str(error), 409)
         except ValueError as error:  # a bad session id
             return _error(str(error), 400)
 

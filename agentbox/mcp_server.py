@@ -29,7 +29,6 @@ from agentbox._version import __version__
 from agentbox.limits import MIB
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.session import SessionClosedError
 from agentbox.sessions import MAX_SESSION_ID_LENGTH, SessionLimitError, SessionManager
 
 
@@ -168,7 +167,7 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
             else:
                 run = sessions.run(session, code, stdin=stdin or "", timeout=effective_timeout)
                 result, notices = run.result, run.notices
-        except (SessionLimitError, SessionClosedError, ValueError) as error:
+        except (SessionLimitError, ValueError) as error:
             raise ToolError(str(error)) from error
         structured = {
             **result.to_json(),

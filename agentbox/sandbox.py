@@ -1,12 +1,13 @@
 """The public entry point: `Sandbox(**options).run(code)`."""
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from agentbox.compile_cache import Progress
 from agentbox.engines.base import RunSettings, ScriptRequest
-from agentbox.engines.wasm import GuestInstance, WasmEngine
+from agentbox.engines.registry import resolve_engine
 from agentbox.errors import UsageError
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -23,6 +24,8 @@ from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
 if TYPE_CHECKING:
     import asyncio
 
+    from agentbox.engines.base import Engine
+    from agentbox.engines.wasm import GuestInstance, WasmEngine
     from agentbox.session import Session
 
 
@@ -41,6 +44,10 @@ class Sandbox:
     Every `run` starts from the same snapshot in a new instance, so runs never share state.
     A Sandbox is safe to use from several threads at once; `pool_size` keeps that many
     instances ready ahead of time (for long-lived hosts where every millisecond counts).
+
+    `engine` is `"wasm"` (the sandbox), `"restricted"` or `"asteval"` (weaker fallbacks for
+    hosts where WebAssembly cannot run: see docs/engines.md), or `"auto"` (wasm, falling back
+    to restricted only when the wasm runtime cannot load; `engine_warning` then says so).
     """
 
     def __init__(
@@ -56,6 +63,7 @@ class Sandbox:
         approve: Approver | None = None,
         bridge_limits: BridgeLimits | None = None,
         pool_size: int = 0,
+        engine: str = "wasm",
         progress: Progress | None = None,
     ) -> None:
         limits = Limits(
@@ -67,9 +75,10 @@ class Sandbox:
         )
         self.env = dict(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
-        self._engine = WasmEngine(progress)
+        self._engine: Engine
+        self._engine, self.engine_warning = resolve_engine(engine, progress)
         self._pool: WarmPool[GuestInstance] | None = None
-        if pool_size:
+        if pool_size and self.engine == "wasm":
             self.warmup()
             self._pool = WarmPool(lambda: self._new_instance().prime(), pool_size)
 
@@ -77,9 +86,20 @@ class Sandbox:
     def limits(self) -> Limits:
         return self.settings.limits
 
+    @property
+    def engine(self) -> str:
+        """The engine's name: `wasm`, `restricted` or `asteval`."""
+        return self._engine.name
+
+    def _wasm(self) -> "WasmEngine":
+        if self.engine != "wasm":
+            raise UsageError(f"this needs the wasm engine (this sandbox uses {self.engine!r})")
+        return self._engine  # type: ignore[return-value]
+
     def warmup(self) -> None:
         """Load (compiling and caching on first use) the guest now rather than on first run."""
-        self._engine.runtime(self.limits.fuel is not None)
+        if self.engine == "wasm":
+            self._wasm().runtime(self.limits.fuel is not None)
 
     def close(self) -> None:
         """Stop refilling the warm pool (runs still work, without it)."""
@@ -87,10 +107,10 @@ class Sandbox:
             self._pool.close()
             self._pool = None
 
-    def _new_instance(self) -> GuestInstance:
-        return self._engine.new_instance(self.settings)
+    def _new_instance(self) -> "GuestInstance":
+        return self._wasm().new_instance(self.settings)
 
-    def _instance(self) -> GuestInstance:
+    def _instance(self) -> "GuestInstance":
         return self._pool.take() if self._pool is not None else self._new_instance()
 
     def _request(
@@ -123,7 +143,15 @@ class Sandbox:
         `timeout` overrides the sandbox's wall-clock limit for this run only.
         """
         request = self._request(code, args, stdin, filename)
-        return self._instance().run(request, self.skills.bind_run(loop), timeout=timeout)
+        skills = self.skills.bind_run(loop)
+        if self.engine != "wasm":
+            settings = self.settings
+            if timeout is not None:
+                settings = dataclasses.replace(
+                    settings, limits=dataclasses.replace(settings.limits, timeout=timeout)
+                )
+            return self._engine.run(request, settings, skills)
+        return self._instance().run(request, skills, timeout=timeout)
 
     async def run_async(
         self,
@@ -146,4 +174,5 @@ class Sandbox:
         """An interpreter that keeps its state across `run` calls (see `agentbox.Session`)."""
         from agentbox.session import Session
 
+        self._wasm()
         return Session(self)

@@ -9,9 +9,10 @@ never share state. Interpreters hold memory, so the manager bounds them two ways
   idle session (it is reported, see below). If every session is running a script, the new one is
   refused with `SessionLimitError` instead: a running script is never cut short to make room.
 
-A session is never expired or evicted while a run is using it. When a client comes back to a
-session that expired or was evicted, it gets a fresh interpreter and a notice saying why its
-state is gone, so an agent does not silently lose its variables.
+A session is never expired or evicted while a run is using it, and closing one that is running
+a script takes effect when the script returns (the caller does not wait). When a client comes
+back to a session that expired or was evicted, it gets a fresh interpreter and a notice saying
+why its state is gone, so an agent does not silently lose its variables.
 """
 
 import logging
@@ -64,6 +65,9 @@ class _Entry:
     session: Session
     last_used: float
     busy: int = 0
+    """Runs using the session now (waiting or running); never expired or evicted while > 0."""
+    dropped: bool = False
+    """Removed from the manager while busy: closed when its last run returns."""
 
 
 class SessionManager:
@@ -109,14 +113,13 @@ class SessionManager:
         return SessionRun(result, notices)
 
     def close(self, session_id: str) -> bool:
-        """Close a session now; False if there was none by that id."""
+        """Close a session (after its running script, if any); False if there was none."""
         with self._changed:
             entry = self._entries.pop(session_id, None)
             self._endings.pop(session_id, None)
-        if entry is None:
-            return False
-        entry.session.close()
-        return True
+            if entry is not None:
+                self._drop_locked(entry)
+        return entry is not None
 
     def list_sessions(self) -> list[SessionInfo]:
         """The live sessions, least recently used first."""
@@ -133,20 +136,14 @@ class SessionManager:
                 for session_id, entry in self._entries.items()
             ]
 
-    def expire(self) -> list[str]:
-        """Close the sessions idle for longer than `idle_timeout`; returns their ids."""
-        with self._changed:
-            return self._expire_locked()
-
     def close_all(self) -> None:
         """Close every session and stop the expiry thread (the manager is unusable after)."""
         with self._changed:
             self._closed = True
-            entries = list(self._entries.values())
+            for entry in self._entries.values():
+                self._drop_locked(entry)
             self._entries.clear()
             self._changed.notify_all()
-        for entry in entries:
-            entry.session.close()
 
     def _checkout(self, session_id: str) -> tuple[_Entry, list[str]]:
         if not isinstance(session_id, str) or not session_id:
@@ -160,11 +157,11 @@ class SessionManager:
             self._expire_locked()
             entry = self._entries.get(session_id)
             if entry is None:
-                ending = self._endings.pop(session_id, None)
-                if ending is not None:
-                    notices.append(f"session {session_id!r} {ending}; this is a new interpreter")
                 if len(self._entries) >= self.max_sessions:
                     notices.append(self._evict_locked())
+                ending = self._endings.pop(session_id, None)
+                if ending is not None:
+                    notices.insert(0, f"session {session_id!r} {ending}; this is a new interpreter")
                 entry = _Entry(self.sandbox.session(), self._clock())
                 self._entries[session_id] = entry
                 self._start_reaper_locked()
@@ -176,8 +173,21 @@ class SessionManager:
         with self._changed:
             entry.busy -= 1
             entry.last_used = self._clock()
+            if entry.dropped and not entry.busy:
+                entry.session.close()
             if self._reaper_sleeps_forever:  # else it wakes by itself before this deadline
                 self._changed.notify_all()
+
+    def _drop_locked(self, entry: _Entry) -> None:
+        """Close an unregistered entry now, or when its last run returns if it is busy.
+
+        Session.close() waits for a running script, so it is never called on a busy session
+        (and never under the manager's lock while one might be running).
+        """
+        if entry.busy:
+            entry.dropped = True
+        else:
+            entry.session.close()
 
     def _evict_locked(self) -> str:
         victim_id = next((key for key, entry in self._entries.items() if not entry.busy), None)

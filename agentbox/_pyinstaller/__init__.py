@@ -54,6 +54,7 @@ EXCLUDED_MODULES: tuple[str, ...] = (
 LAZY_EXTENSIONS: tuple[str, ...] = (
     "cryptography.hazmat.bindings._rust",
     "pydantic_core._pydantic_core",
+    "_cffi_backend",
     "rpds.rpds",
     "yaml._yaml",
     "unicodedata",

@@ -16,6 +16,8 @@ COMMANDS = {
     "info": ("agentbox.cli.info", "info", "Show versions, the guest and the cache."),
     "cache": ("agentbox.cli.cache", "cache", "Manage the compiled-sandbox cache."),
     "mcp": ("agentbox.cli.mcp", "mcp", "Serve run_python over the Model Context Protocol (stdio)."),
+    "serve": ("agentbox.cli.serve", "serve", "Serve runs over HTTP on 127.0.0.1 (bearer token)."),
+    "licenses": ("agentbox.cli.licenses", "licenses", "Show the third-party licenses."),
 }
 
 DEBUG_VARIABLE = "AGENTBOX_DEBUG"

@@ -142,9 +142,22 @@ def skill_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def engine_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--engine",
+        type=click.Choice(["wasm", "restricted", "asteval", "auto"]),
+        default="wasm",
+        show_default=True,
+        envvar="AGENTBOX_ENGINE",
+        help="wasm is the sandbox. restricted and asteval are weaker fallbacks for hosts where "
+        "WebAssembly cannot run (docs/engines.md); auto uses wasm and falls back, with a "
+        "warning, only if wasm cannot load. [env: AGENTBOX_ENGINE]",
+    )(function)
+
+
 def sandbox_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Every option that shapes a Sandbox: limits, mounts, env and skills."""
-    return limit_options(skill_options(function))
+    """Every option that shapes a Sandbox: engine, limits, mounts, env and skills."""
+    return engine_option(limit_options(skill_options(function)))
 
 
 _LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel")
@@ -172,8 +185,9 @@ def build_sandbox(
         skills.extend(load_skills_file(path))
     for text in options["skill_commands"]:
         skills.append(command_skill(*parse_skill_option(text)))
-    return Sandbox(
+    sandbox = Sandbox(
         **limits,
+        engine=options["engine"],
         mounts=options["mounts"],
         env=parse_env(options["env"], dict(os.environ)),
         skills=skills,
@@ -181,6 +195,9 @@ def build_sandbox(
         progress=progress,
         **options.get("sandbox_extra", {}),
     )
+    if sandbox.engine_warning:
+        click.echo(f"agentbox: {sandbox.engine_warning}", err=True)
+    return sandbox
 
 
 def ask_on_terminal(name: str, data: Any) -> bool:

@@ -130,7 +130,8 @@ def resolve_engine(name: str, progress: "Progress | None" = None) -> tuple[Engin
         return _fallback_engine(name), None
     try:
         return _wasm_engine(progress), None
-    except ImportError:
+    except (ImportError, OSError, RuntimeError):
+        # wasmtime is missing or its native library cannot load on this platform.
         return _fallback_engine("restricted"), FALLBACK_WARNING
 
 

@@ -1,0 +1,18 @@
+"""`agentbox licenses`: the licenses of the third-party software agentbox ships."""
+
+import click
+
+
+@click.command()
+def licenses() -> None:
+    """Print the licenses of CPython, wasmtime, the guest runtime and every bundled package."""
+    from importlib import resources
+
+    resource = resources.files("agentbox") / "THIRD_PARTY_LICENSES"
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise click.ClickException(
+            "THIRD_PARTY_LICENSES is not packaged: run `python packaging/licenses.py`"
+        ) from None
+    click.echo(text, nl=False)

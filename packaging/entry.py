@@ -1,0 +1,5 @@
+"""Entry script of the PyInstaller binary: the `agentbox` command."""
+
+from agentbox.cli import main
+
+main()

@@ -1,0 +1,239 @@
+"""Smoke-test a built agentbox binary: `python packaging/smoke.py dist/agentbox-linux-x86_64`.
+
+Every check runs the binary as a user would, with an empty HOME and an empty AGENTBOX_CACHE_DIR
+(temporary folders shared by the checks of one session, so the first check pays the compile and
+the later ones are warm runs). Exits 1 with one line per failed check. tests/binary/ runs the
+same checks through pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST_SECRET = "AGENTBOX_SMOKE_HOST_SECRET"
+
+
+class SmokeFailure(AssertionError):
+    pass
+
+
+@dataclass
+class Session:
+    """The binary and the clean environment its checks run in."""
+
+    binary: Path
+    home: Path
+    cache: Path
+
+    def run(
+        self, *args: str, stdin: str = "", timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(self.home),
+            "USERPROFILE": str(self.home),
+            "AGENTBOX_CACHE_DIR": str(self.cache),
+            HOST_SECRET: "leaked",
+        }
+        if "SYSTEMROOT" in os.environ:  # Windows cannot start a process without it
+            env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
+        return subprocess.run(
+            [str(self.binary), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            cwd=self.home,
+            timeout=timeout,
+        )
+
+
+def expect(
+    result: subprocess.CompletedProcess[str], code: int = 0, stdout: str | None = None
+) -> None:
+    details = f"\n  stdout: {result.stdout[-2000:]!r}\n  stderr: {result.stderr[-2000:]!r}"
+    if result.returncode != code:
+        raise SmokeFailure(f"exit code {result.returncode}, expected {code}{details}")
+    if stdout is not None and result.stdout != stdout:
+        raise SmokeFailure(f"stdout {result.stdout!r}, expected {stdout!r}{details}")
+
+
+def check_first_run(session: Session) -> None:
+    """Run with an empty cache: compiles, says so on stderr, prints the answer."""
+    started = time.perf_counter()
+    result = session.run("run", "-", stdin="print(1+1)\n")
+    expect(result, stdout="2\n")
+    if "compiling" not in result.stderr:
+        raise SmokeFailure(f"no progress line on the first run: {result.stderr!r}")
+    print(f"  first run: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+def check_warm_run(session: Session) -> None:
+    started = time.perf_counter()
+    result = session.run("run", "-", stdin="print(1+1)\n")
+    expect(result, stdout="2\n")
+    if result.stderr:
+        raise SmokeFailure(f"a warm run wrote to stderr: {result.stderr!r}")
+    print(f"  warm run: {time.perf_counter() - started:.2f} s", file=sys.stderr)
+
+
+def check_script_file_with_args(session: Session) -> None:
+    script = session.home / "argv.py"
+    script.write_text("import sys\nprint(sys.argv[1:])\n")
+    result = session.run("run", str(script), "one", "--two", "3")
+    expect(result, stdout="['one', '--two', '3']\n")
+
+
+STDLIB_SCRIPT = """
+import asyncio, csv, decimal, io, json, re, sqlite3, zoneinfo
+from email.parser import Parser
+db = sqlite3.connect(":memory:")
+db.execute("create table t (x)")
+db.execute("insert into t values (41)")
+total = db.execute("select x + 1 from t").fetchone()[0]
+async def answer():
+    await asyncio.sleep(0)
+    return decimal.Decimal("0.1") + decimal.Decimal("0.2")
+rows = list(csv.reader(io.StringIO("a,b\\n1,2\\n")))
+subject = Parser().parsestr("Subject: hi\\n\\nbody")["subject"]
+zone = zoneinfo.ZoneInfo.__name__  # the guest has no tz database: ZoneInfo("UTC") fails
+print(json.dumps([total, str(asyncio.run(answer())), rows[1], subject, zone,
+                  re.sub(r"\\d", "#", "a1b2")]))
+"""
+
+
+def check_stdlib(session: Session) -> None:
+    result = session.run("run", "-", stdin=STDLIB_SCRIPT)
+    expect(result)
+    expected = [42, "0.3", ["1", "2"], "hi", "ZoneInfo", "a#b#"]
+    if json.loads(result.stdout) != expected:
+        raise SmokeFailure(f"stdlib script printed {result.stdout!r}, expected {expected}")
+
+
+def check_json(session: Session) -> None:
+    result = session.run("run", "--json", "-", stdin="print('hi')\n")
+    expect(result)
+    data = json.loads(result.stdout)
+    missing = {"stdout", "exit_code", "duration_ms", "limit", "truncated"} - data.keys()
+    if missing:
+        raise SmokeFailure(f"--json lacks {sorted(missing)}: {data}")
+    if data["stdout"] != "hi\n" or data["exit_code"] != 0 or data["truncated"]:
+        raise SmokeFailure(f"unexpected --json result: {data}")
+    if not isinstance(data["duration_ms"], int | float) or data["limit"] is not None:
+        raise SmokeFailure(f"unexpected --json duration/limit: {data}")
+
+
+def check_no_host_environment(session: Session) -> None:
+    script = f"import os\nprint(os.environ.get({HOST_SECRET!r}, 'absent'))\n"
+    expect(session.run("run", "-", stdin=script), stdout="absent\n")
+
+
+def check_no_host_files(session: Session) -> None:
+    script = (
+        "try:\n    open('/etc/passwd').read()\n    print('read')\n"
+        "except OSError as error:\n    print('denied', type(error).__name__)\n"
+    )
+    result = session.run("run", "-", stdin=script)
+    expect(result)
+    if not result.stdout.startswith("denied"):
+        raise SmokeFailure(f"the guest read /etc/passwd: {result.stdout!r}")
+
+
+def check_no_network(session: Session) -> None:
+    import socket
+
+    with socket.socket() as server:  # a real listener, so only the sandbox can refuse
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        script = (
+            "import socket\ntry:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+            "    print('connected')\n"
+            "except OSError as error:\n    print('denied', type(error).__name__)\n"
+        )
+        result = session.run("run", "-", stdin=script)
+    expect(result)
+    if not result.stdout.startswith("denied"):
+        raise SmokeFailure(f"the guest connected to 127.0.0.1: {result.stdout!r}")
+
+
+def check_timeout(session: Session) -> None:
+    started = time.perf_counter()
+    result = session.run("run", "--timeout", "1", "-", stdin="while True:\n    pass\n")
+    elapsed = time.perf_counter() - started
+    expect(result, code=124)
+    if elapsed > 30:
+        raise SmokeFailure(f"--timeout 1 took {elapsed:.1f} s")
+
+
+def check_version(session: Session) -> None:
+    result = session.run("--version")
+    expect(result)
+    if "agentbox" not in result.stdout:
+        raise SmokeFailure(f"--version printed {result.stdout!r}")
+
+
+def check_info(session: Session) -> None:
+    result = session.run("info", "--json")
+    expect(result)
+    data = json.loads(result.stdout)
+    if not data.get("guest_python", "").startswith("3.") or not data.get("wasmtime"):
+        raise SmokeFailure(f"agentbox info: {data}")
+
+
+#: Run after check_first_run, which fills the cache: these are warm runs, in any order.
+WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
+    check_warm_run,
+    check_script_file_with_args,
+    check_stdlib,
+    check_json,
+    check_no_host_environment,
+    check_no_host_files,
+    check_no_network,
+    check_timeout,
+    check_version,
+    check_info,
+)
+CHECKS = (check_first_run, *WARM_CHECKS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if len(arguments) != 1:
+        print("usage: smoke.py BINARY", file=sys.stderr)
+        return 2
+    binary = Path(arguments[0]).resolve()
+    if not binary.is_file():
+        print(f"smoke: no binary at {binary}", file=sys.stderr)
+        return 2
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="agentbox-smoke-") as scratch:
+        session = Session(binary, Path(scratch) / "home", Path(scratch) / "cache")
+        session.home.mkdir()
+        for check in CHECKS:
+            try:
+                check(session)
+            except (SmokeFailure, subprocess.TimeoutExpired) as error:
+                failures.append(f"{check.__name__}: {error}")
+                print(f"FAIL {check.__name__}: {error}", file=sys.stderr)
+            else:
+                print(f"ok   {check.__name__}", file=sys.stderr)
+    if failures:
+        print(f"smoke: {len(failures)} of {len(CHECKS)} checks failed", file=sys.stderr)
+        return 1
+    print(f"smoke: all {len(CHECKS)} checks passed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
