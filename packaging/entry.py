@@ -1,5 +1,16 @@
-"""Entry script of the PyInstaller binary: the `agentbox` command."""
+"""Entry script of the PyInstaller binary: the `agentbox` command.
 
-from agentbox.cli import main
+The fallback engines run scripts in a child process; in a frozen binary that child is the binary
+itself, started with `--agentbox-fallback-child` (see agentbox/engines/_child.py).
+"""
 
-main()
+import sys
+
+if sys.argv[1:] == ["--agentbox-fallback-child"]:
+    from agentbox.engines._child import child_main
+
+    child_main()
+else:
+    from agentbox.cli import main
+
+    main()

@@ -176,6 +176,12 @@ def check_timeout(session: Session) -> None:
         raise SmokeFailure(f"--timeout 1 took {elapsed:.1f} s")
 
 
+def check_fallback_engine(session: Session) -> None:
+    """The restricted engine's child process is the binary itself when frozen."""
+    result = session.run("run", "--engine", "restricted", "-", stdin="print(sum(range(10)))\n")
+    expect(result, stdout="45\n")
+
+
 def check_version(session: Session) -> None:
     result = session.run("--version")
     expect(result)
@@ -201,6 +207,7 @@ WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
     check_no_host_files,
     check_no_network,
     check_timeout,
+    check_fallback_engine,
     check_version,
     check_info,
 )

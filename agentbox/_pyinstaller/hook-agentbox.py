@@ -21,6 +21,10 @@ from agentbox._pyinstaller import (
 
 # The CLI imports each command module by name only when it is invoked (agentbox/cli/__init__.py).
 hiddenimports = collect_submodules("agentbox.cli")
+# The engines are chosen by name at run time (agentbox/engines/registry.py, _child.py), and the
+# fallback engines' libraries are imported only inside their child process.
+hiddenimports += collect_submodules("agentbox.engines")
+hiddenimports += collect_submodules("RestrictedPython") + collect_submodules("asteval")
 # compile_cache calls importlib.metadata.version("wasmtime").
 datas = copy_metadata("wasmtime")
 binaries = []

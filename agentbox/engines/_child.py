@@ -66,6 +66,17 @@ child_main()
 """
 
 
+# A frozen binary has no `python -c`: its entry script starts `child_main` when it sees this.
+FROZEN_CHILD_ARGUMENT = "--agentbox-fallback-child"
+
+
+def child_command() -> list[str]:
+    """How to start the child: a Python with the bootstrap, or the frozen binary itself."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_CHILD_ARGUMENT]
+    return [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(sys.path)]
+
+
 # ---------------------------------------------------------------- framing (both sides)
 
 
@@ -121,7 +132,7 @@ class _ChildRun:
         self._frames: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue()
         self._stderr_tail = bytearray()
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(sys.path)],
+            child_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
