@@ -4,6 +4,7 @@ Everything imported here is booted into the snapshot, so a run starts with it al
 """
 
 import builtins
+import gc
 
 import skills
 import wit_world
@@ -17,6 +18,10 @@ builtins.call_skill = skills.call_skill
 stdlib_store.forget_build_paths()
 stdlib_store.assert_no_site_packages()
 _runner = ScriptRunner()
+# Everything booted so far lives for the whole run: move it out of the garbage collector's
+# reach, so a collection during a run does not walk (and page in) the whole snapshot.
+gc.collect()
+gc.freeze()
 
 
 class WitWorld(wit_world.WitWorld):

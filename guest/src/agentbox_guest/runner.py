@@ -62,7 +62,13 @@ class ScriptRunner:
     """Owns `__main__` between calls so sessions can keep a script's globals."""
 
     def __init__(self) -> None:
+        """Build time: everything made here is in the snapshot, so a run does not pay for it
+        (each object a run creates costs page faults in the fresh memory image)."""
         self._main: types.ModuleType | None = None
+        os.environ.clear()  # the build's PYTHONHOME etc. are not the script's business
+        self._stdout = _TimelyTextStream(_STDOUT_FD)
+        self._stderr = _TimelyTextStream(_STDERR_FD)
+        self._empty_stdin = _stdin_stream(b"")
 
     def _fresh_main(self, filename: str) -> types.ModuleType:
         main = types.ModuleType("__main__")
@@ -85,12 +91,11 @@ class ScriptRunner:
             self._main = self._fresh_main(filename)
         sys.modules["__main__"] = self._main
         sys.argv = [filename, *argv]
-        os.environ.clear()
+        if os.environ:
+            os.environ.clear()
         os.environ.update(env)
         random.seed()
-        sys.stdin = sys.__stdin__ = _stdin_stream(stdin)
-        sys.stdout = sys.__stdout__ = _TimelyTextStream(_STDOUT_FD)
-        sys.stderr = sys.__stderr__ = _TimelyTextStream(_STDERR_FD)
+        self._install_streams(stdin)
         try:
             outcome = self._execute(source, filename)
             if not keep_globals and outcome[1] != HardExit.__name__:
@@ -98,6 +103,20 @@ class ScriptRunner:
         finally:
             flush_standard_streams()
         return outcome
+
+    def _install_streams(self, stdin: bytes) -> None:
+        """The snapshot's streams, unless an earlier call of a session closed them."""
+        if self._stdout.closed:
+            self._stdout = _TimelyTextStream(_STDOUT_FD)
+        if self._stderr.closed:
+            self._stderr = _TimelyTextStream(_STDERR_FD)
+        sys.stdout = sys.__stdout__ = self._stdout
+        sys.stderr = sys.__stderr__ = self._stderr
+        if stdin:
+            sys.stdin = sys.__stdin__ = _stdin_stream(stdin)
+        else:
+            # Fresh in a new instance; at end of input in a session: either way, empty.
+            sys.stdin = sys.__stdin__ = self._empty_stdin
 
     def _execute(self, source: bytes, filename: str) -> tuple[int, str]:
         try:
