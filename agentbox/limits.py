@@ -13,6 +13,10 @@ DEFAULT_MEMORY_BYTES = 512 * MIB
 DEFAULT_MAX_OUTPUT_BYTES = 10 * MIB
 # Below this the snapshotted interpreter cannot even start (its memory image is ~40 MiB).
 MIN_MEMORY_BYTES = 64 * MIB
+# A wasm32 linear memory cannot grow past 4 GiB: a larger limit would be meaningless.
+MAX_MEMORY_BYTES = 4 * 1024 * MIB
+# Long enough for any real job; beyond it deadlines no longer fit the host's clocks.
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -41,10 +45,16 @@ class Limits:
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout)):
             raise UsageError(f"timeout must be a number of seconds, not {self.timeout!r}")
-        if self.timeout <= 0:
-            raise UsageError(f"timeout must be positive, not {self.timeout}")
-        if self.memory < MIN_MEMORY_BYTES:
-            raise UsageError(f"memory limit must be at least {MIN_MEMORY_BYTES // MIB} MiB")
+        if not 0 < self.timeout <= MAX_TIMEOUT_SECONDS:
+            raise UsageError(
+                f"timeout must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds "
+                f"(7 days), not {self.timeout:g}"
+            )
+        if not MIN_MEMORY_BYTES <= self.memory <= MAX_MEMORY_BYTES:
+            raise UsageError(
+                f"memory limit must be between {MIN_MEMORY_BYTES // MIB} MiB and "
+                f"{MAX_MEMORY_BYTES // MIB} MiB (the most a wasm32 sandbox can use)"
+            )
         if self.max_output < 0:
             raise UsageError("max output must not be negative")
         if self.fuel is not None and self.fuel <= 0:

@@ -38,6 +38,19 @@ def _source_bytes(code: str | bytes) -> bytes:
     raise TypeError(f"code must be str or bytes, not {type(code).__name__}")
 
 
+def _checked_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Names and values a process environment can hold; refused here, not in the guest."""
+    for key, value in env.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise UsageError("environment names and values must be strings")
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise UsageError(
+                f"invalid environment variable {key!r}: a name must be non-empty without '=' "
+                "and neither name nor value may contain a NUL character"
+            )
+    return dict(env)
+
+
 class Sandbox:
     """Runs untrusted Python. Reuse one Sandbox for many runs: each run is isolated and cheap.
 
@@ -73,7 +86,7 @@ class Sandbox:
             limits=limits,
             mounts=tuple(m if isinstance(m, Mount) else Mount.parse(m) for m in mounts),
         )
-        self.env = dict(env or {})
+        self.env = _checked_env(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
         self._engine: Engine
         self._engine, self.engine_warning = resolve_engine(engine, progress)

@@ -1,6 +1,7 @@
 """The `agentbox` command line. Each command lives in its own module and is imported only when
 invoked, so `agentbox run` never pays for the imports of `agentbox mcp`."""
 
+import contextlib
 import importlib
 import os
 import sys
@@ -54,22 +55,25 @@ def cli() -> None:
     """
 
 
-def main() -> None:
-    """Entry point: expected failures are one line on stderr with a documented exit code."""
+def _exit_code() -> int:
+    """Run the CLI; expected failures are one line on stderr with a documented exit code."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exit_request:
-        sys.exit(exit_request.exit_code)
+        return exit_request.exit_code
+    except SystemExit as exit_request:
+        code = exit_request.code
+        return code if isinstance(code, int) else (0 if code is None else ExitCode.INTERNAL)
     except click.ClickException as error:
         error.show()
-        sys.exit(error.exit_code)
+        return error.exit_code
     except click.Abort:
         click.echo("agentbox: aborted", err=True)
-        sys.exit(ExitCode.USAGE)
+        return ExitCode.USAGE
     except BrokenPipeError:
-        sys.exit(ExitCode.OK)
+        return ExitCode.OK
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except Exception as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
@@ -78,4 +82,16 @@ def main() -> None:
             f"(set {DEBUG_VARIABLE}=1 for a traceback)",
             err=True,
         )
-        sys.exit(ExitCode.INTERNAL)
+        return ExitCode.INTERNAL
+    return ExitCode.OK
+
+
+def main() -> None:
+    """The `agentbox` command. Ends with `os._exit` once output is flushed: wasmtime's WASI
+    runtime may still be closing a freed sandbox's streams on its worker threads, and a normal
+    interpreter shutdown racing with them can abort with a Rust panic."""
+    code = _exit_code()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
+            stream.flush()
+    os._exit(code & 0xFF)  # what the OS keeps of `sys.exit(code)` anyway

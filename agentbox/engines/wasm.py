@@ -28,6 +28,8 @@ from agentbox.result import LimitName, RunResult
 from agentbox.runtime import Runtime, get_runtime
 from agentbox.skills import RunSkills, SkillSet
 
+_INSTANTIATION_FUEL = 1 << 40
+
 # How long past the deadline the caller waits for the worker before abandoning it.
 ABANDON_GRACE_SECONDS = 0.2
 
@@ -42,13 +44,25 @@ def _wit_string(text: str) -> str:
 
 def _request_record(request: ScriptRequest, keep_globals: bool) -> Record:
     record = Record()
-    record.source = request.source
+    record.source = request.source.decode("latin-1")  # bytes in a string: see the WIT file
     record.filename = _wit_string(request.filename)
     record.argv = [_wit_string(arg) for arg in request.args]
-    record.stdin = request.stdin
+    record.stdin = request.stdin.decode("latin-1")
     record.env = [(_wit_string(key), _wit_string(value)) for key, value in request.env.items()]
     setattr(record, "keep-globals", keep_globals)
     return record
+
+
+class _Outputs:
+    """The capture of one instance's stdout and stderr, replaced at each run."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.reset()
+
+    def reset(self) -> None:
+        self.stdout = CappedOutput(self._limit)
+        self.stderr = CappedOutput(self._limit)
 
 
 @dataclass
@@ -65,13 +79,18 @@ class GuestInstance:
     def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
         self._runtime = runtime
         self._limits = settings.limits
-        self._stdout = CappedOutput(settings.limits.max_output)
-        self._stderr = CappedOutput(settings.limits.max_output)
+        self._outputs = _Outputs(settings.limits.max_output)
         self.store = Store(runtime.engine)
         self.store.set_limits(memory_size=settings.limits.memory)
+        if settings.limits.fuel is not None:
+            # Instantiation burns fuel too; the script's budget is set just before each run.
+            self.store.set_fuel(_INSTANTIATION_FUEL)
+        # wasmtime-py keeps these callbacks in a global registry until the Store is freed: they
+        # must not reference the Store (or this object), or neither is ever freed.
+        outputs = self._outputs
         wasi = WasiConfig()
-        wasi.stdout_custom = lambda data: self._stdout.write(data)
-        wasi.stderr_custom = lambda data: self._stderr.write(data)
+        wasi.stdout_custom = lambda data: outputs.stdout.write(data)
+        wasi.stderr_custom = lambda data: outputs.stderr.write(data)
         for mount in settings.mounts:
             wasi.preopen_dir(str(mount.host), mount.guest, fs_mutable=mount.writable)
         self.store.set_wasi(wasi)
@@ -104,8 +123,7 @@ class GuestInstance:
         limits = self._limits
         if timeout is not None:
             limits = dataclasses.replace(limits, timeout=timeout)
-        self._stdout = CappedOutput(limits.max_output)
-        self._stderr = CappedOutput(limits.max_output)
+        self._outputs.reset()
         record = _request_record(request, keep_globals)
         started = time.perf_counter()
         outcome = self._call(record, skills, limits)
@@ -113,7 +131,8 @@ class GuestInstance:
         self.usable = outcome.usable
         messages = [outcome.message] if outcome.message else []
         truncated = False
-        for stream_name, stream in (("stdout", self._stdout), ("stderr", self._stderr)):
+        outputs = self._outputs
+        for stream_name, stream in (("stdout", outputs.stdout), ("stderr", outputs.stderr)):
             if stream.truncated:
                 truncated = True
                 messages.append(
@@ -121,8 +140,8 @@ class GuestInstance:
                     f"{limits.max_output}-byte limit (--max-output) were dropped"
                 )
         return RunResult(
-            stdout_bytes=self._stdout.getvalue(),
-            stderr_bytes=self._stderr.getvalue(),
+            stdout_bytes=outputs.stdout.getvalue(),
+            stderr_bytes=outputs.stderr.getvalue(),
             exit_code=outcome.exit_code,
             duration_ms=duration_ms,
             limit=outcome.limit,

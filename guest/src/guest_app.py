@@ -27,10 +27,10 @@ gc.freeze()
 class WitWorld(wit_world.WitWorld):
     def run(self, request: wit_world.RunRequest) -> wit_world.RunOutcome:
         exit_code, error_type = _runner.run(
-            request.source,
+            request.source.encode("latin-1"),
             request.filename,
             request.argv,
-            request.stdin,
+            request.stdin.encode("latin-1"),
             dict(request.env),
             request.keep_globals,
         )
