@@ -10,6 +10,13 @@ from agentbox import Sandbox
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_compile_cache() -> None:
+    """Compile the guest into the user cache before any test, so CLI processes the tests start
+    are warm (no first-run progress line on their stderr) on a fresh machine too."""
+    Sandbox().warmup()
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Sandbox:
     box = Sandbox(timeout=20)
