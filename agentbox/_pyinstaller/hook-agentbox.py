@@ -18,6 +18,7 @@ from agentbox._pyinstaller import (
     guest_files,
     wasmtime_library,
 )
+from agentbox.engines.restricted import ALLOWED_MODULES
 
 # The CLI imports each command module by name only when it is invoked (agentbox/cli/__init__.py).
 hiddenimports = collect_submodules("agentbox.cli")
@@ -25,6 +26,8 @@ hiddenimports = collect_submodules("agentbox.cli")
 # fallback engines' libraries are imported only inside their child process.
 hiddenimports += collect_submodules("agentbox.engines")
 hiddenimports += collect_submodules("RestrictedPython") + collect_submodules("asteval")
+# The stdlib modules a restricted script may import are imported by name in the child.
+hiddenimports += sorted(ALLOWED_MODULES)
 # compile_cache calls importlib.metadata.version("wasmtime").
 datas = copy_metadata("wasmtime")
 binaries = []
