@@ -8,41 +8,13 @@ from typing import Any
 
 import click
 
-from agentbox.cli.options import build_sandbox, sandbox_options
+from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options, server_options
 from agentbox.errors import UsageError
-from agentbox.sessions import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_SESSIONS
-
-DEFAULT_POOL_SIZE = 2
-
-
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
 
 
 @click.command()
 @sandbox_options
-@click.option(
-    "--pool-size",
-    type=click.IntRange(min=0),
-    default=DEFAULT_POOL_SIZE,
-    show_default=True,
-    help="Sandboxes kept ready ahead of calls (0: create each on demand).",
-)
-@click.option(
-    "--session-idle",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_IDLE_TIMEOUT_SECONDS,
-    show_default=True,
-    metavar="SECONDS",
-    help="Close a session after this long without a call.",
-)
-@click.option(
-    "--max-sessions",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_SESSIONS,
-    show_default=True,
-    help="Most sessions open at once; a new one closes the least recently used idle one.",
-)
+@server_options
 @click.pass_context
 def mcp(
     ctx: click.Context, pool_size: int, session_idle: float, max_sessions: int, **options: Any
@@ -70,7 +42,7 @@ def mcp(
     from agentbox.sessions import SessionManager
 
     options["sandbox_extra"] = {"pool_size": pool_size}
-    sandbox = build_sandbox(ctx, progress=_progress, **options)
+    sandbox = build_sandbox(ctx, progress=echo_progress, **options)
     sessions = SessionManager(sandbox, idle_timeout=session_idle, max_sessions=max_sessions)
     try:
         anyio.run(serve_stdio, create_server(sandbox, sessions))

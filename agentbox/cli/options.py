@@ -210,3 +210,41 @@ def ask_on_terminal(name: str, data: Any) -> bool:
     if len(preview) > 500:
         preview = preview[:500] + f"... ({len(preview)} characters)"
     return confirm_on_terminal(f"agentbox: allow skill {name!r} with {preview}?")
+
+
+def server_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--pool-size, --session-idle, --max-sessions: what the long-lived servers add."""
+    from agentbox.sessions import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_SESSIONS
+
+    decorators = [
+        click.option(
+            "--pool-size",
+            type=click.IntRange(min=0),
+            default=2,
+            show_default=True,
+            help="Sandboxes booted ahead of calls (0: create each on demand).",
+        ),
+        click.option(
+            "--session-idle",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_IDLE_TIMEOUT_SECONDS,
+            show_default=True,
+            metavar="SECONDS",
+            help="Close a session after this long without a call.",
+        ),
+        click.option(
+            "--max-sessions",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_SESSIONS,
+            show_default=True,
+            help="Most sessions open at once; a new one closes the least recently used idle one.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def echo_progress(message: str) -> None:
+    """Progress and notes go to stderr: stdout belongs to the script (or the protocol)."""
+    click.echo(message, err=True)

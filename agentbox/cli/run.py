@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from agentbox.cli.options import build_sandbox, sandbox_options
+from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options
 from agentbox.errors import AgentboxError, UsageError
 from agentbox.exit_codes import ExitCode
 
@@ -81,10 +81,6 @@ def _script_stdin(script: str, timeout: float) -> bytes:
     return _read_stdin(timeout, "the script's input")
 
 
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
-
-
 @click.command(
     context_settings={"allow_interspersed_args": False},
 )
@@ -104,7 +100,7 @@ def run(
     options. The exit code is the script's own; limits and errors have fixed codes (see
     README: "Exit codes").
     """
-    sandbox = build_sandbox(ctx, progress=_progress, **options)
+    sandbox = build_sandbox(ctx, progress=echo_progress, **options)
     timeout = sandbox.limits.timeout
     source, filename = _read_script(script, timeout)
     stdin = _script_stdin(script, timeout)

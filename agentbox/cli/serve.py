@@ -5,45 +5,19 @@ from typing import Any
 
 import click
 
-from agentbox.cli.options import build_sandbox, sandbox_options
+from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options, server_options
 from agentbox.errors import UsageError
-from agentbox.sessions import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_SESSIONS
-
-
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
 
 
 @click.command()
 @sandbox_options
+@server_options
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
     default=8787,
     show_default=True,
     help="TCP port on 127.0.0.1 (0: any free port). The server never listens on other addresses.",
-)
-@click.option(
-    "--pool-size",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="Sandboxes kept ready ahead of requests (0: create each on demand).",
-)
-@click.option(
-    "--session-idle",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_IDLE_TIMEOUT_SECONDS,
-    show_default=True,
-    metavar="SECONDS",
-    help="Close a session after this long without a request.",
-)
-@click.option(
-    "--max-sessions",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_SESSIONS,
-    show_default=True,
-    help="Most sessions open at once; a new one closes the least recently used idle one.",
 )
 @click.pass_context
 def serve(
@@ -69,7 +43,7 @@ def serve(
         from agentbox import http_server
     except ImportError as error:
         raise UsageError(
-            f"agentbox serve needs Starlette and uvicorn ({error}): pip install 'agentbox[mcp]'"
+            f"agentbox serve needs Starlette and uvicorn ({error}): pip install 'agentbox[serve]'"
         ) from None
     from agentbox.sessions import SessionManager
 
@@ -78,7 +52,7 @@ def serve(
     except OSError as error:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
     options["sandbox_extra"] = {"pool_size": pool_size}
-    sandbox = build_sandbox(ctx, progress=_progress, **options)
+    sandbox = build_sandbox(ctx, progress=echo_progress, **options)
     sessions = SessionManager(sandbox, idle_timeout=session_idle, max_sessions=max_sessions)
     token = secrets.token_urlsafe(32)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
