@@ -7,9 +7,10 @@ separate cache entry), made only when a run asks for a fuel budget.
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
-from wasmtime import Config, Engine
+from wasmtime import Config, Engine, Store
 from wasmtime.component import Component, Linker
 
 from agentbox import bridge, compile_cache
@@ -34,7 +35,9 @@ class EpochTicker:
     """Advances the engine's epoch every tick while at least one run is active.
 
     Deadlines are then per store (`set_epoch_deadline(ticks)`), so concurrent runs with
-    different timeouts share one engine without interrupting each other.
+    different timeouts share one engine without interrupting each other. Ticks are paced by
+    the clock (a wake-up for a new run never adds one), and `epoch` counts them so a trap can
+    be attributed to the deadline by arithmetic rather than by its message.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -42,9 +45,17 @@ class EpochTicker:
         self._active = 0
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
+        self.epoch = 0
 
     def ticks_for(self, seconds: float) -> int:
         return max(1, round(seconds / EPOCH_TICK_SECONDS)) + 1
+
+    def arm(self, store: Store, seconds: float) -> int:
+        """Set `store`'s deadline `seconds` from now; return the epoch at which it fires."""
+        ticks = self.ticks_for(seconds)
+        with self._condition:
+            store.set_epoch_deadline(ticks)
+            return self.epoch + ticks
 
     def __enter__(self) -> "EpochTicker":
         with self._condition:
@@ -62,12 +73,19 @@ class EpochTicker:
             self._active -= 1
 
     def _tick_forever(self) -> None:
+        next_tick = time.monotonic() + EPOCH_TICK_SECONDS
         while True:
             with self._condition:
                 while self._active == 0:
                     self._condition.wait()
-                self._condition.wait(EPOCH_TICK_SECONDS)
-            self._engine.increment_epoch()
+                    next_tick = time.monotonic() + EPOCH_TICK_SECONDS
+                delay = next_tick - time.monotonic()
+                if delay > 0:
+                    self._condition.wait(delay)
+                    continue
+                self.epoch += 1  # first: a run that sees its trap must also see the tick
+                self._engine.increment_epoch()
+            next_tick += EPOCH_TICK_SECONDS
 
 
 _runtimes: dict[bool, Runtime] = {}

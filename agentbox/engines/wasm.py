@@ -171,22 +171,23 @@ class GuestInstance:
         ticker = self._runtime.ticker
         worker = threading.Thread(target=work, name="agentbox-run", daemon=True)
         with ticker:
-            store.set_epoch_deadline(ticker.ticks_for(limits.timeout))
-            started = time.monotonic()
+            deadline_epoch = ticker.arm(store, limits.timeout)
             worker.start()
             worker.join(limits.timeout + ABANDON_GRACE_SECONDS)
-            elapsed = time.monotonic() - started
+            deadline_passed = ticker.epoch >= deadline_epoch
         if worker.is_alive():
             return _timeout(limits)
         if "outcome" in box:
             return _finished(box["outcome"])
         if "error" in box:
             raise box["error"]
-        return self._classify_trap(box["trap"], elapsed, limits)
+        return self._classify_trap(box["trap"], deadline_passed, limits)
 
-    def _classify_trap(self, trap: WasmtimeError, elapsed: float, limits: Limits) -> _CallOutcome:
+    def _classify_trap(
+        self, trap: WasmtimeError, deadline_passed: bool, limits: Limits
+    ) -> _CallOutcome:
         """Tell limits apart by what the host armed, never by parsing the trap message."""
-        if elapsed >= limits.timeout * 0.99:
+        if deadline_passed:
             return _timeout(limits)
         if limits.fuel is not None and self.store.get_fuel() == 0:
             return _CallOutcome(
