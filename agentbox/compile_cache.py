@@ -8,7 +8,6 @@ artifacts of another version or configuration; the stamp catches truncation and 
 (a changed file is re-checksummed before use, and rebuilt if it does not match).
 """
 
-import hashlib
 import json
 import os
 import platform
@@ -19,10 +18,10 @@ import time
 import zlib
 from collections.abc import Callable
 from functools import cache
-from importlib.metadata import version
 from pathlib import Path
 
 import platformdirs
+import wasmtime
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
 
@@ -39,19 +38,32 @@ def cache_dir() -> Path:
 
 
 def cache_key(guest: GuestImage, engine_description: str) -> str:
-    parts = [
-        wasmtime_version(),
-        engine_description,
-        guest.sha256,
-        sys.platform,
-        platform.machine(),
-    ]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+    """Readable and unique: guest, wasmtime version, engine settings, OS and CPU.
+
+    (No hashlib here: importing it loads OpenSSL, a cost every `agentbox run` would pay.)
+    """
+    settings = f"{zlib.crc32(engine_description.encode()):08x}"
+    return "-".join(
+        [
+            guest.sha256[:16],
+            f"wasmtime{wasmtime_version()}",
+            settings,
+            sys.platform,
+            platform.machine(),
+        ]
+    )
 
 
 @cache
 def wasmtime_version() -> str:
-    return version("wasmtime")
+    """wasmtime-py's version, from its dist-info folder when it sits beside the package (a
+    directory listing, where importlib.metadata costs ~20 ms of imports per start)."""
+    package = Path(wasmtime.__file__).parent
+    for info in package.parent.glob("wasmtime-*.dist-info"):
+        return info.name[len("wasmtime-") : -len(".dist-info")]
+    from importlib import metadata
+
+    return metadata.version("wasmtime")
 
 
 def artifact_path(guest: GuestImage, engine_description: str) -> Path:

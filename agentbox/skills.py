@@ -7,7 +7,6 @@ records every call.
 """
 
 import dataclasses
-import inspect
 import json
 import logging
 import threading
@@ -76,6 +75,8 @@ def _schema_for(annotation: Any) -> dict[str, Any]:
 
 def parameters_schema(function: Callable[..., Any]) -> dict[str, Any]:
     """A JSON Schema of the function's keyword parameters, from its type hints."""
+    import inspect  # here, not at the top: `agentbox run` without skills never needs it
+
     try:
         hints = typing.get_type_hints(function)
     except Exception:  # noqa: BLE001 - unresolvable hints just mean "any"
@@ -116,6 +117,8 @@ def skill(
     """Mark a host function as a skill: `@skill` or `@skill(name=..., timeout=...)`."""
 
     def mark(target: Callable[..., Any]) -> Callable[..., Any]:
+        import inspect
+
         target.__agentbox_skill__ = Skill(  # type: ignore[attr-defined]
             name=name or target.__name__,
             function=target,
@@ -260,6 +263,8 @@ class RunSkills:
         return result
 
     def _invoke(self, spec: Skill, arguments: Any) -> Any:
+        import inspect
+
         function = spec.function
         positional, keywords = ([arguments], {}) if spec.raw_data else _arguments_for(arguments)
         try:
