@@ -29,6 +29,7 @@ test: guest
 lint: setup
 	$(VENV_PYTHON) -m ruff check .
 	$(VENV_PYTHON) -m ruff format --check .
+	$(VENV_PYTHON) -m mypy
 
 format: setup
 	$(VENV_PYTHON) -m ruff format .

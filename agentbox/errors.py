@@ -14,7 +14,7 @@ from agentbox.exit_codes import ExitCode
 class AgentboxError(click.ClickException):
     """Base class: a failure of agentbox or of its input, never of the sandboxed script."""
 
-    exit_code: int = ExitCode.INTERNAL
+    exit_code = ExitCode.INTERNAL
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"agentbox: {self.format_message()}", file=file, err=file is None)

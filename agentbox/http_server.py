@@ -26,7 +26,12 @@ from agentbox.sandbox import Sandbox
 from agentbox.sessions import SessionLimitError, SessionManager
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
-_RUN_FIELDS = {"code": str, "session": str, "timeout": (int, float), "stdin": str}
+_RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "code": str,
+    "session": str,
+    "timeout": (int, float),
+    "stdin": str,
+}
 
 
 class BearerAuth:

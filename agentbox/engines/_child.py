@@ -498,7 +498,7 @@ class ChildHost:
         _write_frame(self._out, b"X", json.dumps([exit_code, error_type]).encode())
 
 
-def exit_status(code: object, stderr: IO[str]) -> int:
+def exit_status(code: object, stderr: IO[str] | io.TextIOBase) -> int:
     """What `sys.exit(code)` makes `python` return (a non-int code is printed, status 1)."""
     if code is None:
         return 0

@@ -96,12 +96,12 @@ def prepare() -> Callable[[Script, ChildHost], tuple[int, str]]:
         interpreter.eval(text, show_errors=False, raise_errors=False)
         if not interpreter.error:
             return ExitCode.OK, ""
-        error = interpreter.error[0]
-        raised = error.exc_info[1]
+        failure = interpreter.error[0]
+        raised = failure.exc_info[1]
         if isinstance(raised, ScriptExit):
             return exit_status(raised.code, host.stderr), ""
-        exc_name, message = error.get_error()
-        lineno = error.lineno or 0
+        exc_name, message = failure.get_error()
+        lineno = failure.lineno or 0
         host.stderr.write(f'  File "{script.filename}", line {lineno}\n{message}\n')
         return ExitCode.SCRIPT_ERROR, exc_name
 

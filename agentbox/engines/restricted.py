@@ -426,6 +426,7 @@ def prepare() -> Callable[[Script, ChildHost], tuple[int, str]]:
             script.filename,
         )
         policy = _Policy(script, host)
+        assert compiled.code is not None  # compile errors returned above
         try:
             exec(compiled.code, policy.globals())
         except SystemExit as exit_request:

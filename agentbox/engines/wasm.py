@@ -43,13 +43,17 @@ def _wit_string(text: str) -> str:
 
 
 def _request_record(request: ScriptRequest, keep_globals: bool) -> Record:
+    fields = {
+        "source": request.source.decode("latin-1"),  # bytes in a string: see the WIT file
+        "filename": _wit_string(request.filename),
+        "argv": [_wit_string(arg) for arg in request.args],
+        "stdin": request.stdin.decode("latin-1"),
+        "env": [(_wit_string(key), _wit_string(value)) for key, value in request.env.items()],
+        "keep-globals": keep_globals,
+    }
     record = Record()
-    record.source = request.source.decode("latin-1")  # bytes in a string: see the WIT file
-    record.filename = _wit_string(request.filename)
-    record.argv = [_wit_string(arg) for arg in request.args]
-    record.stdin = request.stdin.decode("latin-1")
-    record.env = [(_wit_string(key), _wit_string(value)) for key, value in request.env.items()]
-    setattr(record, "keep-globals", keep_globals)
+    for name, value in fields.items():  # WIT field names, some not Python identifiers
+        setattr(record, name, value)
     return record
 
 
