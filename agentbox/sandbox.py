@@ -2,8 +2,8 @@
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from agentbox.compile_cache import Progress
 from agentbox.engines.base import RunSettings, ScriptRequest
@@ -36,6 +36,16 @@ def _source_bytes(code: str | bytes) -> bytes:
         # Lone surrogates stay invalid UTF-8, so the guest reports them as CPython would.
         return code.encode("utf-8", "surrogatepass")
     raise TypeError(f"code must be str or bytes, not {type(code).__name__}")
+
+
+async def run_off_loop(
+    run: Callable[..., RunResult], code: str | bytes, **options: Any
+) -> RunResult:
+    """`run(code, **options)` on a worker thread, with async skills bridged to this loop."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    return await asyncio.to_thread(run, code, loop=loop, **options)
 
 
 def _checked_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -176,11 +186,8 @@ class Sandbox:
         timeout: float | None = None,
     ) -> RunResult:
         """`run` off the event loop; `async def` skills run on this loop."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        return await asyncio.to_thread(
-            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout, loop=loop
+        return await run_off_loop(
+            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout
         )
 
     def session(self) -> "Session":

@@ -82,7 +82,8 @@ class Session:
         timeout: float | None = None,
     ) -> RunResult:
         """`run` off the event loop; `async def` skills run on this loop."""
-        loop = asyncio.get_running_loop()
-        return await asyncio.to_thread(
-            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout, loop=loop
+        from agentbox.sandbox import run_off_loop
+
+        return await run_off_loop(
+            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout
         )

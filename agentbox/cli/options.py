@@ -1,6 +1,6 @@
 """Options shared by the commands that run scripts (`run`, `mcp`, `serve`): defined once here."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -13,6 +13,13 @@ from agentbox.limits import (
     MIB,
     parse_size,
 )
+
+
+def _apply(decorators: Sequence[Any], function: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate `function` so the options show in `--help` in the order listed."""
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
 
 
 class SizeParamType(click.ParamType):
@@ -83,9 +90,7 @@ def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "The sandbox sees no host variables otherwise.",
         ),
     ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+    return _apply(decorators, function)
 
 
 def parse_env(pairs: tuple[str, ...], host_env: dict[str, str]) -> dict[str, str]:
@@ -137,9 +142,7 @@ def skill_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="Ask on the terminal before each skill call (refused when there is no terminal).",
         ),
     ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+    return _apply(decorators, function)
 
 
 def engine_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -240,9 +243,7 @@ def server_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="Most sessions open at once; a new one closes the least recently used idle one.",
         ),
     ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+    return _apply(decorators, function)
 
 
 def echo_progress(message: str) -> None:
