@@ -1,6 +1,7 @@
 """PyInstaller support: the hook directory (registered by the `pyinstaller40` entry point in
 pyproject.toml, as yt-dlp does) and the list of modules the frozen CLI never imports."""
 
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -47,6 +48,10 @@ EXCLUDED_MODULES: tuple[str, ...] = (
     "hypothesis",
     "_pytest",
     "pytest",
+    # The type checker, when installed in the building environment: pydantic's mypy plugin
+    # imports it (with ~70 compiled modules, curses and more, all unpacked on every start).
+    "mypy",
+    "mypyc",
 )
 
 #: Extension modules `agentbox run` never imports (most are for `agentbox mcp`): a onefile build
@@ -70,6 +75,15 @@ LAZY_EXTENSIONS: tuple[str, ...] = (
     "_codecs_kr",
     "_codecs_tw",
 )
+
+#: OpenSSL's extension modules (`agentbox run` imports neither; `mcp`, `serve` and skills files
+#: may). On Linux they travel in the payload too, with the libraries they link (libcrypto 4.7 MB,
+#: libssl 0.7 MB), which the payload's finder loads first from the same folder. macOS and
+#: Windows keep them in the bundle: their loaders find a library by other rules.
+OPENSSL_EXTENSIONS: tuple[str, ...] = ("_ssl", "_hashlib") if sys.platform == "linux" else ()
+
+#: The libraries of OPENSSL_EXTENSIONS (soname prefixes) in load order: libssl links libcrypto.
+OPENSSL_LIBRARIES: tuple[str, ...] = ("libcrypto.so", "libssl.so")
 
 
 def get_hook_dirs() -> list[str]:

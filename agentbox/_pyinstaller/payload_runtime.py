@@ -9,11 +9,10 @@ unpacking at once both succeed.
 
 `packaging/build_binary.py` copies this file into the frozen app as the top-level module
 `_agentbox_payload`, next to two generated modules: `_agentbox_payload_index` (KEY, FILES,
-EXTENSIONS) and
-`_agentbox_payload_blob` (BLOB, imported only to unpack). The runtime hook
-`pyi_rth_agentbox.py` calls `install()` before the app's first import. Only the standard
-library and platformdirs are used here: importing `agentbox` imports wasmtime, which needs
-the library in place first.
+EXTENSIONS, LIBRARIES) and `_agentbox_payload_blob` (BLOB, imported only to unpack). The
+runtime hook `pyi_rth_agentbox.py` calls `install()` before the app's first import. Only the
+standard library and platformdirs are used here: importing `agentbox` imports wasmtime, which
+needs the library in place first.
 """
 
 import base64
@@ -104,9 +103,13 @@ class PayloadFinder:
       `__file__`); the module's code still comes from the PYZ.
     - the extension modules listed in the index's EXTENSIONS (needed by rarely used commands,
       such as `agentbox mcp`) are loaded from the unpacked payload.
+    - before `_ssl` or `_hashlib` (Linux), the OpenSSL libraries listed for it in LIBRARIES are
+      loaded from the payload, libcrypto first: the dynamic linker then resolves the extension's
+      `libssl.so.3`/`libcrypto.so.3` to these loaded copies, not to the system's.
     """
 
     extensions: dict[str, str] = {}
+    libraries: dict[str, list[str]] = {}
 
     @classmethod
     def find_spec(
@@ -120,10 +123,16 @@ class PayloadFinder:
         relative = cls.extensions.get(fullname)
         if relative is None:
             return None
+        if cls.libraries.get(fullname):
+            import ctypes  # only here: ctypes is not needed before
+
+            for library in cls.libraries[fullname]:
+                ctypes.CDLL(str(folder() / library), mode=ctypes.RTLD_GLOBAL)
         return spec_from_file_location(fullname, folder() / relative)
 
 
 def install() -> None:
-    PayloadFinder.extensions = importlib.import_module("_agentbox_payload_index").EXTENSIONS
+    index = importlib.import_module("_agentbox_payload_index")
+    PayloadFinder.extensions, PayloadFinder.libraries = index.EXTENSIONS, index.LIBRARIES
     if PayloadFinder not in sys.meta_path:
         sys.meta_path.insert(0, PayloadFinder)
