@@ -5,7 +5,7 @@ VENV_PYTHON := $(VENV)/bin/python
 GUEST := agentbox/guest/sandbox.wasm
 GUEST_SOURCES := $(shell find guest/src guest/wit guest/build.py -type f -name '*.py' -o -type f -name '*.wit')
 
-.PHONY: setup guest demo test lint format bench bin smoke installers clean
+.PHONY: setup guest demo test lint format bench bin archive smoke installers clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ bench: guest
 
 bin: guest
 	$(VENV_PYTHON) packaging/build_binary.py
+
+# The onedir archive package managers install (faster starts than the single file).
+archive: guest
+	$(VENV_PYTHON) packaging/build_binary.py --archive
 
 # Builds the binary itself (or uses AGENTBOX_BINARY=path) and smoke-tests it.
 smoke: guest

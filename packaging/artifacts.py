@@ -42,6 +42,28 @@ def target_for_artifact(name: str) -> str | None:
     return next((t for t in TARGETS if artifact_name(t) == name), None)
 
 
+#: The one top-level folder inside every archive; it holds the executable and `_internal/`.
+ARCHIVE_FOLDER = "agentbox"
+
+
+def archive_name(target: str) -> str:
+    """File name of the onedir archive for `target` (what package managers install): a zip
+    on Windows, a tar.gz elsewhere."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    return f"agentbox-{target}" + (".zip" if target.startswith("windows-") else ".tar.gz")
+
+
+def archive_executable(target: str) -> str:
+    """Name of the executable inside the archive's `ARCHIVE_FOLDER`."""
+    return "agentbox.exe" if target.startswith("windows-") else "agentbox"
+
+
+def target_for_archive(name: str) -> str | None:
+    """Inverse of `archive_name`, so a SHA256SUMS line can be mapped back to its target."""
+    return next((t for t in TARGETS if archive_name(t) == name), None)
+
+
 def current_target(system: str | None = None, machine: str | None = None) -> str:
     """The target of this machine, so local builds name their binary like CI does."""
     system = platform.system() if system is None else system

@@ -6,7 +6,9 @@ wasmtime's native library and the guest are not collected as files: they travel 
 compressed payload inside the PYZ (read in place, never unpacked by the bootloader) and are
 unpacked once into the user cache (`agentbox/_pyinstaller/payload_runtime.py`). `--onedir`
 builds a folder instead (`dist/<name>/`, with everything collected as plain files); it is what
-`benchmarks/binary.py` compares against.
+`benchmarks/binary.py` compares against. `--archive` builds that folder (executable `agentbox`)
+and packs it as `dist/<archive name>` (`agentbox-<target>.tar.gz`, a `.zip` on Windows) with one
+top-level `agentbox/` folder: what the package managers install, since a onedir starts faster.
 
 The PyInstaller hook (`agentbox/_pyinstaller/hook-agentbox.py`) is found through the
 `pyinstaller40` entry point, so agentbox must be installed in the building environment.
@@ -16,12 +18,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tarfile
+import time
+import zipfile
 import zlib
+from collections.abc import Iterator
 from importlib.machinery import EXTENSION_SUFFIXES
 from importlib.util import find_spec
 from pathlib import Path
@@ -44,13 +52,17 @@ ROOT = HERE.parent
 # `packaging` is also a PyPI package (PyInstaller uses it): import our helpers as top-level modules.
 sys.path.insert(0, str(HERE))
 
-from artifacts import artifact_name, current_target  # noqa: E402
+from artifacts import ARCHIVE_FOLDER, archive_name, artifact_name, current_target  # noqa: E402
 
 ENTRY_SCRIPT = HERE / "entry.py"
 HOOKS = ROOT / "agentbox" / "_pyinstaller"
 PAYLOAD_MODULES = ("_agentbox_payload", "_agentbox_payload_index", "_agentbox_payload_blob")
 # PyInstaller's --strip runs `strip` on collected binaries; it is not supported on Windows.
 STRIP = not sys.platform.startswith("win")
+# Archive entries get this mtime unless SOURCE_DATE_EPOCH is set: 1980-01-01, the earliest a
+# zip can store. With sorted entries and fixed owners, rebuilding the same folder gives the
+# same archive bytes.
+ARCHIVE_EPOCH = 315532800
 
 
 def _stripped_copy(library: Path, folder: Path) -> Path:
@@ -169,11 +181,18 @@ def build(
     name: str | None = None,
     build: Path | None = None,
     dist: Path | None = None,
+    archive: bool = False,
 ) -> Path:
-    """Build the executable; return its path (the folder's executable for --onedir)."""
-    name = name or artifact_name(current_target())
+    """Build the executable; return its path (the folder's executable for --onedir). With
+    `archive`, build the onedir `agentbox` under `build/archive/` and return the archive packed
+    from it into `dist/`."""
     build = (build or ROOT / "build").resolve()
     dist = (dist or ROOT / "dist").resolve()
+    if archive:
+        if name is not None:
+            raise ValueError("an archive always holds `agentbox`: no --name with --archive")
+        onedir, name, archive_path, dist = True, ARCHIVE_FOLDER, dist, build / "archive"
+    name = name or artifact_name(current_target())
     lazy = {} if onedir else lazy_extensions()
     if onedir:
         os.environ.pop(PAYLOAD_VARIABLE, None)
@@ -185,17 +204,113 @@ def build(
         PyInstaller.__main__.run(pyinstaller_arguments(name, onedir, build, dist, list(lazy)))
     finally:
         os.environ.pop(PAYLOAD_VARIABLE, None)
+    if archive:
+        return pack_archive(dist / name, archive_path / archive_name(current_target()))
     return dist / name / name if onedir else dist / name
+
+
+def _archive_epoch() -> int:
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return max(int(value), ARCHIVE_EPOCH) if value.isdigit() else ARCHIVE_EPOCH
+
+
+def _entries(
+    folder: Path, follow_symlinks: bool, root: Path | None = None
+) -> Iterator[tuple[Path, str]]:
+    """(path, archive name) of everything below `folder`, sorted by name, parents first."""
+    root = folder if root is None else root
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        yield path, f"{ARCHIVE_FOLDER}/{path.relative_to(root).as_posix()}"
+        if path.is_dir() and (follow_symlinks or not path.is_symlink()):
+            yield from _entries(path, follow_symlinks, root)
+
+
+def _mode(path: Path) -> int:
+    """Normalised permissions: 755 for folders and executables, 644 for other files."""
+    if path.is_dir() or path.stat().st_mode & stat.S_IXUSR:
+        return 0o755
+    return 0o644
+
+
+def pack_archive(folder: Path, archive: Path, mtime: int | None = None) -> Path:
+    """Pack the onedir `folder` into `archive` (`.tar.gz` or `.zip`, by its name) under one
+    top-level `agentbox/` folder, whatever `folder` is called. Entries are sorted and carry
+    fixed owners and mtimes; tar keeps symlinks, zip stores their targets."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no onedir folder at {folder}")
+    if not archive.name.endswith((".zip", ".tar.gz")):
+        raise ValueError(f"{archive.name}: expected a .tar.gz or .zip archive name")
+    mtime = _archive_epoch() if mtime is None else mtime
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(archive.name + ".part")
+    try:
+        _write_archive(folder, partial, zip_format=archive.name.endswith(".zip"), mtime=mtime)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(archive)
+    return archive
+
+
+def _write_archive(folder: Path, partial: Path, zip_format: bool, mtime: int) -> None:
+    if zip_format:
+        date_time = time.gmtime(mtime)[:6]
+        with zipfile.ZipFile(partial, "w") as zf:
+            entries = [(folder, f"{ARCHIVE_FOLDER}/"), *_entries(folder, follow_symlinks=True)]
+            for path, name in entries:
+                if path.is_dir():
+                    info = zipfile.ZipInfo(name.rstrip("/") + "/", date_time)
+                    info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
+                    zf.writestr(info, b"")
+                    continue
+                info = zipfile.ZipInfo(name, date_time)
+                info.external_attr = (stat.S_IFREG | _mode(path)) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.create_system = 3  # unix, so the permission bits above are read back
+                with path.open("rb") as src, zf.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    else:
+        with (
+            partial.open("wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for path, name in [(folder, ARCHIVE_FOLDER), *_entries(folder, follow_symlinks=False)]:
+                info = tar.gettarinfo(str(path), arcname=name)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = mtime
+                if not info.issym():
+                    info.mode = _mode(path)
+                if info.isreg():
+                    with path.open("rb") as src:
+                        tar.addfile(info, src)
+                else:
+                    tar.addfile(info)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--onedir", action="store_true", help="build a folder, not one file")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--onedir", action="store_true", help="build a folder, not one file")
+    kind.add_argument(
+        "--archive",
+        action="store_true",
+        help="build the onedir `agentbox` and pack it as dist/agentbox-<target>.tar.gz (.zip)",
+    )
     parser.add_argument("--name", help="executable name (default: the artifact name)")
     parser.add_argument("--build", type=Path, help="work folder (default: build/)")
     parser.add_argument("--dist", type=Path, help="output folder (default: dist/)")
     options = parser.parse_args(argv)
-    path = build(onedir=options.onedir, name=options.name, build=options.build, dist=options.dist)
+    if options.archive and options.name:
+        parser.error("--name cannot be used with --archive (the archive holds `agentbox`)")
+    path = build(
+        onedir=options.onedir,
+        name=options.name,
+        build=options.build,
+        dist=options.dist,
+        archive=options.archive,
+    )
     print(path)
 
 
