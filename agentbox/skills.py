@@ -139,7 +139,9 @@ def as_skill(item: Any, name: str | None = None) -> Skill:
     if isinstance(marked, Skill):
         return marked if name is None else _renamed(marked, name)
     if callable(item):
-        return skill(item, name=name).__agentbox_skill__
+        marked = skill(item, name=name).__agentbox_skill__
+        assert isinstance(marked, Skill)
+        return marked
     raise TypeError(f"not a skill: {item!r} (expected a function or agentbox.Skill)")
 
 

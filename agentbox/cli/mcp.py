@@ -17,7 +17,7 @@ from agentbox.errors import UsageError
 @server_options
 @click.pass_context
 def mcp(
-    ctx: click.Context, pool_size: int, session_idle: float, max_sessions: int, **options: Any
+    ctx: click.Context, /, pool_size: int, session_idle: float, max_sessions: int, **options: Any
 ) -> None:
     """Serve Python execution to an MCP client (Claude Desktop, Cursor, VS Code...) over stdio.
 

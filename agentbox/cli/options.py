@@ -1,7 +1,7 @@
 """Options shared by the commands that run scripts (`run`, `mcp`, `serve`): defined once here."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,9 @@ from agentbox.limits import (
     parse_size,
 )
 
+if TYPE_CHECKING:
+    from agentbox.sandbox import Sandbox
+
 
 def _apply(decorators: Sequence[Any], function: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate `function` so the options show in `--help` in the order listed."""
@@ -22,7 +25,7 @@ def _apply(decorators: Sequence[Any], function: Callable[..., Any]) -> Callable[
     return function
 
 
-class SizeParamType(click.ParamType):
+class SizeParamType(click.ParamType):  # type: ignore[type-arg]
     name = "SIZE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -168,7 +171,7 @@ _LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel")
 
 def build_sandbox(
     ctx: click.Context, progress: Callable[[str], None] | None = None, **options: Any
-):
+) -> "Sandbox":
     """The Sandbox the options describe; config-file limits apply where no option was given."""
     import os
 

@@ -92,7 +92,7 @@ def _script_stdin(script: str, timeout: float) -> bytes:
 )
 @click.pass_context
 def run(
-    ctx: click.Context, script: str, args: tuple[str, ...], as_json: bool, **options: Any
+    ctx: click.Context, /, script: str, args: tuple[str, ...], as_json: bool, **options: Any
 ) -> None:
     """Run SCRIPT (a file, or - for stdin) in the sandbox, as `python SCRIPT ARGS...` would.
 

@@ -22,6 +22,7 @@ from agentbox.errors import UsageError
 @click.pass_context
 def serve(
     ctx: click.Context,
+    /,
     port: int,
     pool_size: int,
     session_idle: float,

@@ -288,7 +288,8 @@ def _call_until(
         return None
     if "error" in box:
         raise box["error"]
-    return box["reply"]
+    reply: tuple[bool, str] = box["reply"]
+    return reply
 
 
 def run_in_child(

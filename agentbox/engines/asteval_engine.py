@@ -45,7 +45,7 @@ def _exit(code: object = None) -> None:
     raise ScriptExit(code)
 
 
-class _Interpreter(asteval.Interpreter):
+class _Interpreter(asteval.Interpreter):  # type: ignore[misc]  # asteval ships no types
     """asteval with the stricter attribute policy of the `restricted` engine."""
 
     def on_attribute(self, node: ast.Attribute) -> Any:

@@ -22,8 +22,12 @@ from _string import formatter_field_name_split
 from collections.abc import Callable
 from typing import Any
 
-from RestrictedPython import compile_restricted_exec, safe_builtins
-from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+from RestrictedPython.compile import compile_restricted_exec
+from RestrictedPython.Guards import (
+    guarded_iter_unpack_sequence,
+    guarded_unpack_sequence,
+    safe_builtins,
+)
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from agentbox.engines._child import ChildHost, ChildProcessEngine, Script, exit_status
@@ -82,7 +86,7 @@ DENIED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
 }
 _DANGEROUS_TYPES = (types.FrameType, types.CodeType, types.TracebackType)
 
-_INPLACE = {
+_INPLACE: dict[str, Callable[[Any, Any], Any]] = {
     "+=": operator.iadd,
     "-=": operator.isub,
     "*=": operator.imul,
@@ -209,7 +213,12 @@ class _Policy:
         self.shims = {"sys": self.sys, "string": _string_shim(), "skills": host.skills}
 
     def import_(
-        self, name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level=0
+        self,
+        name: str,
+        globals_: Any = None,
+        locals_: Any = None,
+        fromlist: Any = (),
+        level: int = 0,
     ) -> Any:
         if level != 0:
             raise ImportError("relative imports are not allowed")
@@ -237,7 +246,7 @@ class _Policy:
         # RestrictedPython passes `metaclass=__metaclass__` (type); anything else is refused.
         if keywords.get("metaclass", type) is not type:
             raise TypeError("metaclasses are not allowed")
-        cls = builtins.__build_class__(function, name, *bases, **keywords)
+        cls: type = builtins.__build_class__(function, name, *bases, **keywords)
         self.classes.add(cls)
         return cls
 
