@@ -3,6 +3,11 @@
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def run_cli(
@@ -24,3 +29,32 @@ def run_cli(
         env={**os.environ, **(env or {})},
         start_new_session=new_session,
     )
+
+
+# Long enough that no working limit comes near it (they end runs within seconds): a guard that
+# turns a hang into a failure, not a speed check (speed is measured in benchmarks/).
+HANG_GUARD_SECONDS = 120.0
+
+
+def returns(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)`, failing the test if it has not returned within the guard.
+
+    The attacks on the wall-clock limit sleep for an hour: without the guard, a broken limit
+    would hang the test suite instead of failing it.
+    """
+    box: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            box["value"] = function(*args, **kwargs)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            box["error"] = error
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(HANG_GUARD_SECONDS)
+    if worker.is_alive():
+        raise AssertionError(f"did not return within {HANG_GUARD_SECONDS:g} s: the limit failed")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]

@@ -1,21 +1,20 @@
 """Limits: wall-clock, memory, fuel, output and stack each end a run with the documented
 outcome (`RunResult.limit`, `ExitCode`), the host stays healthy, and the same Sandbox runs the
-next script normally. Timing bounds are generous: the machine is shared and noisy."""
+next script normally. Nothing here measures speed: a broken limit fails through the hang guard
+(`tests.helpers.returns`), and "not cut short" is checked by scripts that must finish."""
 
 import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from agentbox import AgentboxError, ExitCode, RunResult, Sandbox
-from tests.helpers import run_cli
+from tests.helpers import HANG_GUARD_SECONDS, returns, run_cli
 
 DEADLINE = 2.0
-MARGIN = 5.0  # "about the deadline" on a shared, noisy 2-core machine
 
 RAW_TIME = "import _imp, importlib.machinery as m\n" + (
     "raw = _imp.create_builtin(m.ModuleSpec('time', None, origin='built-in'))\n"
@@ -55,49 +54,62 @@ def box() -> Sandbox:
     return sandbox
 
 
-def timed_run(box: Sandbox, code: str, **kwargs) -> tuple[RunResult, float]:
-    started = time.monotonic()
-    result = box.run(code, **kwargs)
-    return result, time.monotonic() - started
-
-
-def assert_timed_out(result: RunResult, elapsed: float) -> None:
+def assert_timed_out(result: RunResult) -> None:
     assert (result.limit, result.exit_code) == ("timeout", ExitCode.TIMEOUT), (
         result.limit,
         result.exit_code,
         result.stderr[-500:],
     )
     assert result.message and "timed out" in result.message
-    assert DEADLINE * 0.9 <= elapsed < DEADLINE + MARGIN, elapsed
 
 
 @pytest.mark.parametrize("code", BLOCKING.values(), ids=BLOCKING.keys())
-def test_api_timeout_ends_the_run_at_the_deadline(box: Sandbox, code: str) -> None:
-    result, elapsed = timed_run(box, code)
-    assert_timed_out(result, elapsed)
+def test_api_timeout_ends_the_run(box: Sandbox, code: str) -> None:
+    assert_timed_out(returns(box.run, code))
     assert box.run("print(1)").stdout == "1\n"
 
 
 def test_output_written_before_a_timeout_is_kept(box: Sandbox) -> None:
-    result, elapsed = timed_run(box, BLOCKING["output then sleep"])
-    assert_timed_out(result, elapsed)
+    result = returns(box.run, BLOCKING["output then sleep"])
+    assert_timed_out(result)
     assert result.stdout == "started\n"
+
+
+# Busy for half the deadline by the wall clock: a deadline cut short would end it.
+HALF_DEADLINE_OF_WORK = (
+    "import time\nstarted = time.monotonic()\n"
+    f"while time.monotonic() - started < {DEADLINE / 2}:\n    pass\nprint('done')"
+)
+
+
+def test_a_run_within_its_deadline_is_not_cut_short(box: Sandbox) -> None:
+    result = returns(box.run, HALF_DEADLINE_OF_WORK)
+    assert (result.exit_code, result.limit, result.stdout) == (ExitCode.OK, None, "done\n")
+
+
+def test_other_runs_do_not_cut_a_deadline_short(box: Sandbox) -> None:
+    """Each run's start once woke the epoch ticker early, so concurrent runs shortened the
+    deadlines of the others."""
+    results: dict[str, RunResult] = {}
+    worker = threading.Thread(target=lambda: results.update(work=box.run(HALF_DEADLINE_OF_WORK)))
+    worker.start()
+    quick = [box.run(f"print({i})").stdout for i in range(20)]
+    worker.join()
+    assert quick == [f"{i}\n" for i in range(20)]
+    assert (results["work"].limit, results["work"].stdout) == (None, "done\n")
 
 
 @pytest.mark.parametrize(
     "name", ["busy loop", "time.sleep", "raw time via _imp.create_builtin", "select.select"]
 )
-def test_cli_timeout_ends_the_process_at_the_deadline(name: str) -> None:
-    started = time.monotonic()
+def test_cli_timeout_ends_the_process(name: str) -> None:
+    # run_cli's own subprocess timeout is the hang guard.
     completed = run_cli(
         "run", "--timeout", str(DEADLINE), "--json", "-", stdin=BLOCKING[name].encode()
     )
-    elapsed = time.monotonic() - started
     assert completed.returncode == ExitCode.TIMEOUT, completed.stderr
     report = json.loads(completed.stdout)
     assert (report["limit"], report["exit_code"]) == ("timeout", ExitCode.TIMEOUT)
-    # The process start (interpreter + loading the compiled guest) comes on top of the deadline.
-    assert elapsed < DEADLINE + MARGIN + 5, elapsed
 
 
 def test_cli_timeout_without_json_says_so_on_stderr() -> None:
@@ -108,10 +120,10 @@ def test_cli_timeout_without_json_says_so_on_stderr() -> None:
 
 def test_empty_stdin_is_end_of_file_not_a_hang(box: Sandbox) -> None:
     code = "import os, sys\nprint(repr(sys.stdin.read()), os.read(0, 10))\ninput()"
-    result, elapsed = timed_run(box, code)
+    result = returns(box.run, code)
     assert result.stdout == "'' b''\n"
     assert result.stderr.rstrip().endswith("EOFError: EOF when reading a line")
-    assert elapsed < DEADLINE
+    assert result.limit is None
 
 
 def test_cli_script_file_reading_stdin_from_devnull_is_eof(tmp_path: Path) -> None:
@@ -128,7 +140,7 @@ def test_cli_script_file_reading_stdin_from_devnull_is_eof(tmp_path: Path) -> No
 
 def test_cli_timeout_holds_when_host_stdin_never_closes(tmp_path: Path) -> None:
     """`agentbox run --timeout 2 script.py` with a stdin pipe its parent keeps open (a common
-    way to spawn tools) must still end near the deadline, whether or not the script reads."""
+    way to spawn tools) must still end with the timeout, whether or not the script reads."""
     script = tmp_path / "job.py"
     script.write_text("print('ran')\n")
     process = subprocess.Popen(
@@ -137,14 +149,14 @@ def test_cli_timeout_holds_when_host_stdin_never_closes(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    limit = DEADLINE + MARGIN + 5
+    limit = HANG_GUARD_SECONDS
     try:
         # Not `communicate()`: it would close stdin. The output is tiny, so pipes cannot fill.
         process.wait(timeout=limit)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
-        pytest.fail(f"agentbox was still running {limit:g} s after start (blocked reading stdin)")
+        pytest.fail(f"agentbox was still running {limit:g} s after start (blocked on stdin)")
     finally:
         assert process.stdin is not None and process.stderr is not None
         process.stdin.close()
@@ -163,9 +175,8 @@ def test_memory_limit_gives_memory_error_and_the_host_is_fine(box: Sandbox) -> N
 
 def test_memory_limit_on_gradual_growth(box: Sandbox) -> None:
     code = "chunks = []\nwhile True:\n    chunks.append(bytearray(1024 * 1024))"
-    result, elapsed = timed_run(box, code)
+    result = returns(box.run, code)
     assert (result.limit, result.exit_code) == ("memory", ExitCode.MEMORY), result.stderr
-    assert elapsed < DEADLINE + MARGIN
 
 
 def test_caught_memory_error_lets_the_script_continue(box: Sandbox) -> None:
@@ -206,8 +217,8 @@ def test_cli_fuel_budget_ends_a_loop() -> None:
 def test_output_flood_is_capped_and_host_memory_stays_bounded(box: Sandbox, stream: str) -> None:
     before = rss_bytes()
     code = f"import sys\nwhile True:\n    print('x' * 1000, file=sys.{stream})"
-    result, elapsed = timed_run(box, code)
-    assert_timed_out(result, elapsed)
+    result = returns(box.run, code)
+    assert_timed_out(result)
     assert result.truncated is True
     assert len(getattr(result, f"{stream}_bytes")) == 10_000
     assert result.message and "truncated" in result.message
@@ -295,7 +306,7 @@ def test_limits_hold_with_concurrent_runs(box: Sandbox) -> None:
     thread = threading.Thread(target=spin)
     thread.start()
     quick = [box.run(f"print({i})").stdout for i in range(20)]
-    thread.join(DEADLINE + MARGIN)
+    thread.join(HANG_GUARD_SECONDS)
     assert quick == [f"{i}\n" for i in range(20)]
     assert results["spin"].limit == "timeout"
 
