@@ -145,8 +145,3 @@ def clear() -> int:
     freed = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     shutil.rmtree(folder)
     return freed
-
-
-def entries() -> list[Path]:
-    folder = cache_dir()
-    return sorted(folder.glob("*.cwasm")) if folder.exists() else []

@@ -28,7 +28,3 @@ class UsageError(AgentboxError):
 
 class GuestNotBuiltError(AgentboxError):
     """The packaged guest is missing: run `make guest` (source checkouts only)."""
-
-
-class SandboxUnavailableError(AgentboxError):
-    """The WebAssembly runtime cannot load on this platform."""

@@ -1,5 +1,6 @@
 """Resource limits of a run: defaults, size parsing, validation. Defined once, used everywhere."""
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -59,3 +60,7 @@ class Limits:
             raise UsageError("max output must not be negative")
         if self.fuel is not None and self.fuel <= 0:
             raise UsageError(f"fuel must be a positive number of units, not {self.fuel}")
+
+    def with_timeout(self, timeout: float | None) -> "Limits":
+        """These limits with a per-run wall-clock override (validated like any other)."""
+        return self if timeout is None else dataclasses.replace(self, timeout=timeout)

@@ -168,12 +168,10 @@ class Sandbox:
         request = self._request(code, args, stdin, filename)
         skills = self.skills.bind_run(loop)
         if self.engine != "wasm":
-            settings = self.settings
-            if timeout is not None:
-                settings = dataclasses.replace(
-                    settings, limits=dataclasses.replace(settings.limits, timeout=timeout)
-                )
-            return self._engine.run(request, settings, skills)
+            limits = self.limits.with_timeout(timeout)
+            return self._engine.run(
+                request, dataclasses.replace(self.settings, limits=limits), skills
+            )
         return self._instance().run(request, skills, timeout=timeout)
 
     async def run_async(

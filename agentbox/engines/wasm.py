@@ -8,7 +8,6 @@ run is reported as timed out at once, and the abandoned instance traps as soon a
 returns to WebAssembly. Its Store is never used again.
 """
 
-import dataclasses
 import re
 import threading
 import time
@@ -124,9 +123,7 @@ class GuestInstance:
         """Run one script; `timeout` overrides the instance's wall-clock limit for this run."""
         if not self.usable:
             raise RuntimeError("this guest instance hit a limit and cannot run again")
-        limits = self._limits
-        if timeout is not None:
-            limits = dataclasses.replace(limits, timeout=timeout)
+        limits = self._limits.with_timeout(timeout)
         self._outputs.reset()
         record = _request_record(request, keep_globals)
         started = time.perf_counter()

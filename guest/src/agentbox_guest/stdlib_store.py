@@ -37,9 +37,6 @@ class StdlibFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, entries: dict[str, _Entry]) -> None:
         self._entries = entries
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries
-
     def names(self) -> list[str]:
         return sorted(self._entries)
 
