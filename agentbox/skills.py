@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ def _schema_for(annotation: Any) -> dict[str, Any]:
         return {"type": "array", **({"items": _schema_for(args[0])} if args else {})}
     if origin in (dict, Mapping):
         return {"type": "object"}
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return {"anyOf": [_schema_for(arg) for arg in typing.get_args(annotation)]}
     if origin is typing.Literal:
         return {"enum": list(typing.get_args(annotation))}
