@@ -1,15 +1,22 @@
 """A warm pool: guest instances created ahead of time, so a run does not pay instantiation.
 
 Each pooled instance is used for exactly one run (or one session) and then dropped: pooling
-never lets two runs share an interpreter. A background thread refills the pool off the hot path.
+never lets two runs share an interpreter. A background thread refills the pool off the hot path:
+it starts a moment after an instance was taken, so building the next instance does not compete
+for the CPU (and the GIL) with the run that took one (measured: a paced run's round trip halved).
 """
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+# How long the refill waits after a take, so the run (and its reply) finishes first.
+REFILL_DELAY_SECONDS = 0.01
 
 
 class WarmPool(Generic[T]):
@@ -40,6 +47,8 @@ class WarmPool(Generic[T]):
     def _refill(self) -> None:
         while True:
             self._wanted.wait()
+            if not self._closed:
+                time.sleep(REFILL_DELAY_SECONDS)
             self._wanted.clear()
             while not self._closed and not self._ready.full():
                 try:

@@ -32,17 +32,23 @@ class Runtime:
 
 
 class EpochTicker:
-    """Advances the engine's epoch every tick while at least one run is active.
+    """Advances the engine's epoch every tick while runs are active, and for a while after.
 
     Deadlines are then per store (`set_epoch_deadline(ticks)`), so concurrent runs with
     different timeouts share one engine without interrupting each other. Ticks are paced by
     the clock (a wake-up for a new run never adds one), and `epoch` counts them so a trap can
-    be attributed to the deadline by arithmetic rather than by its message.
+    be attributed to the deadline by arithmetic rather than by its message. The ticker keeps
+    ticking for LINGER_SECONDS after the last run, so runs in quick succession do not each pay
+    for waking its thread.
     """
+
+    LINGER_SECONDS = 2.0
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._active = 0
+        self._idle_since = 0.0
+        self._sleeping = False
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self.epoch = 0
@@ -65,19 +71,27 @@ class EpochTicker:
                     target=self._tick_forever, name="agentbox-epoch", daemon=True
                 )
                 self._thread.start()
-            self._condition.notify()
+            elif self._sleeping:
+                self._condition.notify()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         with self._condition:
             self._active -= 1
+            if self._active == 0:
+                self._idle_since = time.monotonic()
+
+    def _lingered(self) -> bool:
+        return self._active == 0 and time.monotonic() >= self._idle_since + self.LINGER_SECONDS
 
     def _tick_forever(self) -> None:
         next_tick = time.monotonic() + EPOCH_TICK_SECONDS
         while True:
             with self._condition:
-                while self._active == 0:
+                while self._lingered():
+                    self._sleeping = True
                     self._condition.wait()
+                    self._sleeping = False
                     next_tick = time.monotonic() + EPOCH_TICK_SECONDS
                 delay = next_tick - time.monotonic()
                 if delay > 0:

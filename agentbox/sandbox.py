@@ -172,7 +172,7 @@ class Sandbox:
             return self._engine.run(
                 request, dataclasses.replace(self.settings, limits=limits), skills
             )
-        return self._instance().run(request, skills, timeout=timeout)
+        return self._instance().run_once(request, skills, timeout=timeout)
 
     async def run_async(
         self,

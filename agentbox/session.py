@@ -45,6 +45,11 @@ class Session:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._drop_instance()
+
+    def _drop_instance(self) -> None:
+        if self._instance is not None:
+            self._instance.discard()
             self._instance = None
 
     def run(
@@ -68,7 +73,7 @@ class Session:
             result = self._instance.run(request, skills, keep_globals=True, timeout=timeout)
             self.runs += 1
             if not self._instance.usable:
-                self._instance = None
+                self._drop_instance()
                 result = dataclasses.replace(result, session_reset=True)
             return result
 

@@ -143,6 +143,7 @@ async def main(arguments: argparse.Namespace) -> None:
         "session": [],
         "floor_paced": [],
         "run_python_paced": [],
+        "session_paced": [],
     }
     async with AsyncExitStack() as stack:
         floor = await connect(stack, [sys.executable, __file__, "--floor-server"])
@@ -158,7 +159,7 @@ async def main(arguments: argparse.Namespace) -> None:
         for _ in range(ROUNDS):
             for name, call in calls.items():
                 series[name].extend(await timed(call, per_round))
-            for name in ("floor", "run_python"):
+            for name in ("floor", "run_python", "session"):
                 paced = await timed(calls[name], per_round, pause=PACE_SECONDS)
                 series[f"{name}_paced"].extend(paced)
     oneshot = one_shot(arguments.oneshot_calls)
@@ -172,6 +173,7 @@ async def main(arguments: argparse.Namespace) -> None:
     pace = f"{PACE_SECONDS * 1000:.0f} ms apart"
     print(summary(f"floor, calls {pace}", series["floor_paced"]))
     print(summary(f"run_python, calls {pace}", series["run_python_paced"]))
+    print(summary(f"session, calls {pace}", series["session_paced"]))
     print(summary("(a) one-shot `agentbox run -`", oneshot))
     print(summary(f"(d) {arguments.clients} servers x 1 client, at once", many))
     print(f"{'':<34} throughput {throughput:.0f} calls/s over {arguments.clients} clients")
@@ -182,6 +184,8 @@ async def main(arguments: argparse.Namespace) -> None:
     print(f"session / floor       (p50): {p50['session'] / p50['floor']:6.2f}x")
     paced_ratio = p50["run_python_paced"] / p50["floor_paced"]
     print(f"run_python / floor, calls {pace}: {paced_ratio:6.2f}x")
+    session_paced = p50["session_paced"] / p50["floor_paced"]
+    print(f"session / floor, calls {pace}:    {session_paced:6.2f}x")
     print(f"\nload average after: {os.getloadavg()}")
 
 

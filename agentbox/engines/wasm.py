@@ -9,7 +9,6 @@ returns to WebAssembly. Its Store is never used again.
 """
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from agentbox.output import CappedOutput
 from agentbox.result import LimitName, RunResult
 from agentbox.runtime import Runtime, get_runtime
 from agentbox.skills import RunSkills, SkillSet
+from agentbox.threads import release_later, run_threads
 
 _INSTANTIATION_FUEL = 1 << 40
 
@@ -151,6 +151,22 @@ class GuestInstance:
             skill_calls=list(skills.calls),
         )
 
+    def run_once(
+        self, request: ScriptRequest, skills: RunSkills, timeout: float | None = None
+    ) -> RunResult:
+        """A one-shot run: the instance is discarded afterwards."""
+        try:
+            return self.run(request, skills, timeout=timeout)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Done with this instance: its memory is freed off the hot path (see agentbox.threads).
+        An abandoned worker still holds the Store, so it stays alive until that worker ends."""
+        self.usable = False
+        release_later((self.store, self._func))
+        del self.store, self._func
+
     def _call(self, record: Record, skills: RunSkills, limits: Limits) -> _CallOutcome:
         box: dict[str, Any] = {}
         store, func = self.store, self._func
@@ -170,13 +186,11 @@ class GuestInstance:
                 bridge.bind(None)
 
         ticker = self._runtime.ticker
-        worker = threading.Thread(target=work, name="agentbox-run", daemon=True)
         with ticker:
             deadline_epoch = ticker.arm(store, limits.timeout)
-            worker.start()
-            worker.join(limits.timeout + ABANDON_GRACE_SECONDS)
+            finished = run_threads.run(work, limits.timeout + ABANDON_GRACE_SECONDS)
             deadline_passed = ticker.epoch >= deadline_epoch
-        if worker.is_alive():
+        if not finished:
             return _timeout(limits)
         if "outcome" in box:
             return _finished(box["outcome"])
@@ -239,4 +253,4 @@ class WasmEngine:
         return GuestInstance(self.runtime(settings.limits.fuel is not None), settings)
 
     def run(self, request: ScriptRequest, settings: RunSettings, skills: RunSkills) -> RunResult:
-        return self.new_instance(settings).run(request, skills)
+        return self.new_instance(settings).run_once(request, skills)

@@ -1,0 +1,75 @@
+"""Run threads are reused and abandonable; used instances are freed off the caller's thread."""
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from agentbox import Sandbox
+from agentbox.engines.base import ScriptRequest
+from agentbox.skills import SkillSet
+from agentbox.threads import RunThreads
+from tests.helpers import HANG_GUARD_SECONDS
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_sequential_runs_reuse_one_thread() -> None:
+    threads = RunThreads()
+    seen: list[threading.Thread] = []
+    for _ in range(5):
+        assert threads.run(lambda: seen.append(threading.current_thread()), HANG_GUARD_SECONDS)
+    assert len(set(seen)) == 1
+    assert seen[0] is not threading.current_thread()
+
+
+def test_a_stuck_thread_is_abandoned_and_rejoins_only_when_free() -> None:
+    threads = RunThreads()
+    release = threading.Event()
+    seen: list[threading.Thread] = []
+
+    def stuck() -> None:
+        seen.append(threading.current_thread())
+        release.wait()
+
+    assert threads.run(stuck, 0.05) is False
+    assert threads.run(lambda: seen.append(threading.current_thread()), HANG_GUARD_SECONDS)
+    assert seen[0] is not seen[1], "new work was handed to the thread that is still stuck"
+    assert threads.idle_threads == 1
+    release.set()
+    assert wait_until(lambda: threads.idle_threads == 2)
+
+
+def test_work_that_raises_does_not_lose_the_thread() -> None:
+    threads = RunThreads()
+
+    def broken() -> None:
+        raise RuntimeError("a bug in the work")
+
+    assert threads.run(broken, HANG_GUARD_SECONDS)
+    assert threads.run(lambda: None, HANG_GUARD_SECONDS)
+    assert threads.idle_threads == 1
+
+
+def test_a_used_instance_is_freed_after_its_run(sandbox: Sandbox) -> None:
+    instance = sandbox._wasm().new_instance(sandbox.settings)
+    store = weakref.ref(instance.store)
+    result = instance.run_once(ScriptRequest(source=b"print(1)"), SkillSet().bind_run())
+    assert result.stdout == "1\n"
+    del instance
+    assert wait_until(lambda: store() is None), "the instance's Store was never freed"
+
+
+def test_a_session_frees_its_instance_on_close(sandbox: Sandbox) -> None:
+    session = sandbox.session()
+    session.run("x = 1")
+    store = weakref.ref(session._instance.store)
+    session.close()
+    assert wait_until(lambda: store() is None), "the session's Store was never freed"
