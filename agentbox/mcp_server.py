@@ -1,9 +1,9 @@
 """The MCP server: `run_python` and session tools over the official MCP Python SDK (2.x).
 
 Importing this module imports the SDK (slow, ~1 s), so only `agentbox mcp` imports it; the
-`agentbox run` path never does. Every tool is a plain function: the SDK runs it on a worker
-thread, so one slow script never blocks the protocol loop or other clients' calls, and a script
-that hits a limit ends only its own call.
+`agentbox run` path never does. `run_python` is a coroutine that awaits the sandbox's own run
+thread (no SDK worker thread in between: one thread hop less per call), so one slow script never
+blocks the protocol loop or other calls, and a script that hits a limit ends only its own call.
 """
 
 from dataclasses import asdict
@@ -137,7 +137,7 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
             title="Run Python in a sandbox", read_only_hint=False, destructive_hint=False
         ),
     )
-    def run_python(
+    async def run_python(
         code: Annotated[str, Field(description="The Python source to run, as a script.")],
         session: Annotated[
             str | None,
@@ -163,9 +163,11 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
         notices: list[str] = []
         try:
             if session is None:
-                result = sandbox.run(code, stdin=stdin or "", timeout=effective_timeout)
+                result = await sandbox.run_async(code, stdin=stdin or "", timeout=effective_timeout)
             else:
-                run = sessions.run(session, code, stdin=stdin or "", timeout=effective_timeout)
+                run = await sessions.run_async(
+                    session, code, stdin=stdin or "", timeout=effective_timeout
+                )
                 result, notices = run.result, run.notices
         except (SessionLimitError, ValueError) as error:
             raise ToolError(str(error)) from error

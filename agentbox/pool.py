@@ -33,12 +33,16 @@ class WarmPool(Generic[T]):
 
     def take(self) -> T:
         """A ready instance if there is one, else a new one made now."""
-        try:
-            item = self._ready.get_nowait()
-        except queue.Empty:
-            item = self._factory()
+        item = self.take_ready()
+        return self._factory() if item is None else item
+
+    def take_ready(self) -> T | None:
+        """A ready instance, or None at once if the pool is empty (either way, it refills)."""
         self._wanted.set()
-        return item
+        try:
+            return self._ready.get_nowait()
+        except queue.Empty:
+            return None
 
     def close(self) -> None:
         self._closed = True

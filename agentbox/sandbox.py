@@ -136,6 +136,13 @@ class Sandbox:
     def _instance(self) -> "GuestInstance":
         return self._pool.take() if self._pool is not None else self._new_instance()
 
+    async def _instance_async(self) -> "GuestInstance":
+        """A pooled instance, else a new one made off the loop (instantiation takes ~1 ms)."""
+        import asyncio
+
+        instance = self._pool.take_ready() if self._pool is not None else None
+        return instance if instance is not None else await asyncio.to_thread(self._new_instance)
+
     def _request(
         self, code: str | bytes, args: Sequence[str], stdin: bytes | str, filename: str
     ) -> ScriptRequest:
@@ -183,10 +190,18 @@ class Sandbox:
         filename: str = "<stdin>",
         timeout: float | None = None,
     ) -> RunResult:
-        """`run` off the event loop; `async def` skills run on this loop."""
-        return await run_off_loop(
-            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout
-        )
+        """`run` for asyncio hosts: the loop awaits the run without blocking (no worker thread
+        of the loop's is tied up), and `async def` skills run on this loop."""
+        if self.engine != "wasm":
+            return await run_off_loop(
+                self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout
+            )
+        import asyncio
+
+        request = self._request(code, args, stdin, filename)
+        skills = self.skills.bind_run(asyncio.get_running_loop())
+        instance = await self._instance_async()
+        return await instance.run_once_async(request, skills, timeout=timeout)
 
     def session(self) -> "Session":
         """An interpreter that keeps its state across `run` calls (see `agentbox.Session`)."""

@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING
 from agentbox.engines.wasm import GuestInstance
 from agentbox.result import RunResult
 
+# How often an async run re-checks a session another run is using (rare: one agent's calls to
+# one session usually come one at a time).
+_BUSY_POLL_SECONDS = 0.005
+
 if TYPE_CHECKING:
     from agentbox.sandbox import Sandbox
 
@@ -43,14 +47,9 @@ class Session:
         return self._closed
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._drop_instance()
-
-    def _drop_instance(self) -> None:
-        if self._instance is not None:
-            self._instance.discard()
-            self._instance = None
+        """Close without waiting: a run in progress finishes, then its interpreter is freed."""
+        self._closed = True
+        self._drop_if_idle()
 
     def run(
         self,
@@ -66,16 +65,13 @@ class Session:
         request = self._sandbox._request(code, args, stdin, filename)
         skills = self._sandbox.skills.bind_run(loop)
         with self._lock:
-            if self._closed:
-                raise SessionClosedError("this session is closed")
+            self._refuse_if_closed()
             if self._instance is None:
                 self._instance = self._sandbox._instance()
             result = self._instance.run(request, skills, keep_globals=True, timeout=timeout)
-            self.runs += 1
-            if not self._instance.usable:
-                self._drop_instance()
-                result = dataclasses.replace(result, session_reset=True)
-            return result
+            result = self._after_run(result)
+        self._drop_if_idle()
+        return result
 
     async def run_async(
         self,
@@ -86,9 +82,51 @@ class Session:
         filename: str = "<stdin>",
         timeout: float | None = None,
     ) -> RunResult:
-        """`run` off the event loop; `async def` skills run on this loop."""
-        from agentbox.sandbox import run_off_loop
+        """`run` for asyncio hosts, awaited without blocking the loop; `async def` skills run
+        on this loop. A call that finds another run of this session in progress waits for it."""
+        request = self._sandbox._request(code, args, stdin, filename)
+        skills = self._sandbox.skills.bind_run(asyncio.get_running_loop())
+        while not self._lock.acquire(blocking=False):
+            await asyncio.sleep(_BUSY_POLL_SECONDS)
+        try:
+            self._refuse_if_closed()
+            if self._instance is None:
+                self._instance = await self._sandbox._instance_async()
+            result = await self._instance.run_async(
+                request, skills, keep_globals=True, timeout=timeout
+            )
+            result = self._after_run(result)
+        finally:
+            self._lock.release()
+        self._drop_if_idle()
+        return result
 
-        return await run_off_loop(
-            self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout
-        )
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise SessionClosedError("this session is closed")
+        if self._instance is not None and not self._instance.usable:
+            self._drop_instance()  # left by a cancelled async run: the next run starts afresh
+
+    def _after_run(self, result: RunResult) -> RunResult:
+        self.runs += 1
+        assert self._instance is not None
+        if not self._instance.usable:
+            self._drop_instance()
+            result = dataclasses.replace(result, session_reset=True)
+        return result
+
+    def _drop_if_idle(self) -> None:
+        """After close: free the interpreter unless a run holds it (that run frees it after).
+
+        `close` sets `_closed` before trying the lock and a run releases the lock before
+        checking `_closed`, so one of the two always gets here with the lock free."""
+        if self._closed and self._lock.acquire(blocking=False):
+            try:
+                self._drop_instance()
+            finally:
+                self._lock.release()
+
+    def _drop_instance(self) -> None:
+        if self._instance is not None:
+            self._instance.discard()
+            self._instance = None

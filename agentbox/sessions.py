@@ -112,6 +112,22 @@ class SessionManager:
             self._checkin(entry)
         return SessionRun(result, notices)
 
+    async def run_async(
+        self,
+        session_id: str,
+        code: str | bytes,
+        *,
+        stdin: bytes | str = b"",
+        timeout: float | None = None,
+    ) -> SessionRun:
+        """`run` for asyncio hosts (the MCP server): awaited without blocking the loop."""
+        entry, notices = self._checkout(session_id)
+        try:
+            result = await entry.session.run_async(code, stdin=stdin, timeout=timeout)
+        finally:
+            self._checkin(entry)
+        return SessionRun(result, notices)
+
     def close(self, session_id: str) -> bool:
         """Close a session (after its running script, if any); False if there was none."""
         with self._changed:
@@ -179,11 +195,8 @@ class SessionManager:
                 self._changed.notify_all()
 
     def _drop_locked(self, entry: _Entry) -> None:
-        """Close an unregistered entry now, or when its last run returns if it is busy.
-
-        Session.close() waits for a running script, so it is never called on a busy session
-        (and never under the manager's lock while one might be running).
-        """
+        """Close an unregistered entry now, or when its last run returns if it is busy (the
+        manager's own bookkeeping; `Session.close` alone would also let a running script end)."""
         if entry.busy:
             entry.dropped = True
         else:

@@ -7,6 +7,8 @@ a used instance's memory costs ~0.4 ms, and several ms once the machine has idle
 come back slowly on a virtual machine). Both now happen on threads that outlive the run.
 """
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -22,27 +24,25 @@ MAX_IDLE_RUN_THREADS = 8
 class _RunThread:
     def __init__(self, home: "RunThreads") -> None:
         self._home = home
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]] = (
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None]]] = (
             queue.SimpleQueue()
         )
         threading.Thread(target=self._serve, name="agentbox-run", daemon=True).start()
 
-    def submit(self, work: Callable[[], None]) -> threading.Event:
-        done = threading.Event()
-        self._jobs.put((work, done))
-        return done
+    def submit(self, work: Callable[[], None], on_done: Callable[[], None]) -> None:
+        self._jobs.put((work, on_done))
 
     def _serve(self) -> None:
         while True:
-            work, done = self._jobs.get()
+            work, on_done = self._jobs.get()
             try:
                 work()
             except BaseException:  # work reports its own errors; this keeps the thread alive
                 logger.exception("a run thread's work raised")
-            # Parked before `done` is set, so a caller that runs again at once finds it.
+            # Parked before the caller hears of it, so a caller that runs again at once finds it.
             keep = self._home._park(self)
-            done.set()
-            del work, done
+            on_done()
+            del work, on_done
             if not keep:
                 return
 
@@ -64,11 +64,28 @@ class RunThreads:
 
     def run(self, work: Callable[[], None], timeout: float) -> bool:
         """Run `work`; True if it finished within `timeout` seconds."""
+        done = threading.Event()
+        self._thread().submit(work, done.set)
+        return done.wait(timeout)
+
+    async def run_async(self, work: Callable[[], None], timeout: float) -> bool:
+        """`run` for an event loop: the loop awaits the run thread directly, no other hop."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed after abandoning the run
+                loop.call_soon_threadsafe(_resolve, done)
+
+        self._thread().submit(work, wake)
+        finished, _ = await asyncio.wait({done}, timeout=timeout)
+        return bool(finished)
+
+    def _thread(self) -> _RunThread:
         with self._lock:
-            thread = self._idle.pop() if self._idle else None
-        if thread is None:
-            thread = _RunThread(self)
-        return thread.submit(work).wait(timeout)
+            if self._idle:
+                return self._idle.pop()
+        return _RunThread(self)
 
     def _park(self, thread: _RunThread) -> bool:
         with self._lock:
@@ -76,6 +93,11 @@ class RunThreads:
                 return False
             self._idle.append(thread)
             return True
+
+
+def _resolve(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _Releaser:

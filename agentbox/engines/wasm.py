@@ -10,6 +10,8 @@ returns to WebAssembly. Its Store is never used again.
 
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +71,18 @@ class _Outputs:
 
 
 @dataclass
+class _Call:
+    """One run in flight: what the worker reports back to the caller."""
+
+    limits: Limits
+    skills: RunSkills
+    started: float
+    outcome: Any = None
+    trap: WasmtimeError | None = None
+    error: BaseException | None = None
+
+
+@dataclass
 class _CallOutcome:
     exit_code: int
     limit: LimitName | None
@@ -121,15 +135,100 @@ class GuestInstance:
         timeout: float | None = None,
     ) -> RunResult:
         """Run one script; `timeout` overrides the instance's wall-clock limit for this run."""
+        call, work = self._prepare(request, skills, keep_globals, timeout)
+        with self._deadline(call.limits) as deadline_passed:
+            finished = run_threads.run(work, call.limits.timeout + ABANDON_GRACE_SECONDS)
+            return self._result(call, finished, deadline_passed())
+
+    async def run_async(
+        self,
+        request: ScriptRequest,
+        skills: RunSkills,
+        keep_globals: bool = False,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """`run`, awaited on the event loop: no worker thread of the loop's is tied up."""
+        call, work = self._prepare(request, skills, keep_globals, timeout)
+        with self._deadline(call.limits) as deadline_passed:
+            try:
+                finished = await run_threads.run_async(
+                    work, call.limits.timeout + ABANDON_GRACE_SECONDS
+                )
+            except BaseException:
+                self.usable = False  # cancelled: the script may still be running
+                raise
+            return self._result(call, finished, deadline_passed())
+
+    def run_once(
+        self, request: ScriptRequest, skills: RunSkills, timeout: float | None = None
+    ) -> RunResult:
+        """A one-shot run: the instance is discarded afterwards."""
+        try:
+            return self.run(request, skills, timeout=timeout)
+        finally:
+            self.discard()
+
+    async def run_once_async(
+        self, request: ScriptRequest, skills: RunSkills, timeout: float | None = None
+    ) -> RunResult:
+        try:
+            return await self.run_async(request, skills, timeout=timeout)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Done with this instance: its memory is freed off the hot path (see agentbox.threads).
+        An abandoned worker still holds the Store, so it stays alive until that worker ends."""
+        self.usable = False
+        release_later((self.store, self._func))
+        del self.store, self._func
+
+    def _prepare(
+        self,
+        request: ScriptRequest,
+        skills: RunSkills,
+        keep_globals: bool,
+        timeout: float | None,
+    ) -> tuple[_Call, Callable[[], None]]:
+        """The run's record and the work for its thread (which reports into the record; the
+        record does not hold the work, so no reference cycle keeps the Store alive)."""
         if not self.usable:
             raise RuntimeError("this guest instance hit a limit and cannot run again")
         limits = self._limits.with_timeout(timeout)
         self._outputs.reset()
         record = _request_record(request, keep_globals)
-        started = time.perf_counter()
-        outcome = self._call(record, skills, limits)
-        duration_ms = (time.perf_counter() - started) * 1000
+        store, func = self.store, self._func
+        if limits.fuel is not None:
+            store.set_fuel(limits.fuel)
+        call = _Call(limits=limits, skills=skills, started=time.perf_counter())
+
+        def work() -> None:
+            bridge.bind(skills)
+            try:
+                call.outcome = func(store, record)
+                func.post_return(store)
+            except WasmtimeError as trap:
+                call.trap = trap
+            except BaseException as error:  # noqa: BLE001 - reported as an internal error
+                call.error = error
+            finally:
+                bridge.bind(None)
+
+        return call, work
+
+    @contextmanager
+    def _deadline(self, limits: Limits) -> Iterator[Callable[[], bool]]:
+        """Arm this run's deadline; yields a check of whether it has passed."""
+        ticker = self._runtime.ticker
+        with ticker:
+            deadline_epoch = ticker.arm(self.store, limits.timeout)
+            yield lambda: ticker.epoch >= deadline_epoch
+
+    def _result(self, call: _Call, finished: bool, deadline_passed: bool) -> RunResult:
+        duration_ms = (time.perf_counter() - call.started) * 1000
+        outcome = self._outcome(call, finished, deadline_passed)
         self.usable = outcome.usable
+        limits = call.limits
         messages = [outcome.message] if outcome.message else []
         truncated = False
         outputs = self._outputs
@@ -148,55 +247,17 @@ class GuestInstance:
             limit=outcome.limit,
             message="; ".join(messages) or None,
             truncated=truncated,
-            skill_calls=list(skills.calls),
+            skill_calls=list(call.skills.calls),
         )
 
-    def run_once(
-        self, request: ScriptRequest, skills: RunSkills, timeout: float | None = None
-    ) -> RunResult:
-        """A one-shot run: the instance is discarded afterwards."""
-        try:
-            return self.run(request, skills, timeout=timeout)
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        """Done with this instance: its memory is freed off the hot path (see agentbox.threads).
-        An abandoned worker still holds the Store, so it stays alive until that worker ends."""
-        self.usable = False
-        release_later((self.store, self._func))
-        del self.store, self._func
-
-    def _call(self, record: Record, skills: RunSkills, limits: Limits) -> _CallOutcome:
-        box: dict[str, Any] = {}
-        store, func = self.store, self._func
-        if limits.fuel is not None:
-            store.set_fuel(limits.fuel)
-
-        def work() -> None:
-            bridge.bind(skills)
-            try:
-                box["outcome"] = func(store, record)
-                func.post_return(store)
-            except WasmtimeError as trap:
-                box["trap"] = trap
-            except BaseException as error:  # noqa: BLE001 - reported as an internal error
-                box["error"] = error
-            finally:
-                bridge.bind(None)
-
-        ticker = self._runtime.ticker
-        with ticker:
-            deadline_epoch = ticker.arm(store, limits.timeout)
-            finished = run_threads.run(work, limits.timeout + ABANDON_GRACE_SECONDS)
-            deadline_passed = ticker.epoch >= deadline_epoch
+    def _outcome(self, call: _Call, finished: bool, deadline_passed: bool) -> _CallOutcome:
         if not finished:
-            return _timeout(limits)
-        if "outcome" in box:
-            return _finished(box["outcome"])
-        if "error" in box:
-            raise box["error"]
-        return self._classify_trap(box["trap"], deadline_passed, limits)
+            return _timeout(call.limits)
+        if call.error is not None:
+            raise call.error
+        if call.trap is not None:
+            return self._classify_trap(call.trap, deadline_passed, call.limits)
+        return _finished(call.outcome)
 
     def _classify_trap(
         self, trap: WasmtimeError, deadline_passed: bool, limits: Limits
