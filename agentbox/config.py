@@ -13,7 +13,6 @@
 Found in the working directory, or named with `--config PATH`. Command-line options win.
 """
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +77,8 @@ def load_config(path: str | Path | None) -> Config:
             return Config()
         path = candidate
     path = Path(path)
+    import tomllib  # only when there is a config file: `agentbox run` does not pay for it
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

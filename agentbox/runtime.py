@@ -5,7 +5,6 @@ and an instance. Fuel metering changes the compiled code, so it is a separate En
 separate cache entry), made only when a run asks for a fuel budget.
 """
 
-import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -13,11 +12,9 @@ from dataclasses import dataclass
 from wasmtime import Config, Engine, Store
 from wasmtime.component import Component, Linker
 
-from agentbox import bridge, compile_cache
+from agentbox import bridge, compile_cache, log
 from agentbox.compile_cache import Progress
 from agentbox.guest_image import guest_image
-
-logger = logging.getLogger("agentbox")
 
 # How often the epoch advances while runs are active: the resolution of wall-clock deadlines.
 EPOCH_TICK_SECONDS = 0.01
@@ -112,7 +109,7 @@ def engine_description(fuel: bool) -> str:
 
 
 def _log_progress(message: str) -> None:
-    logger.info(message)
+    log.logger().info(message)
 
 
 def get_runtime(fuel: bool = False, progress: Progress = _log_progress) -> Runtime:

@@ -8,7 +8,6 @@ records every call.
 
 import dataclasses
 import json
-import logging
 import threading
 import time
 import types
@@ -17,12 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentbox import log
 from agentbox.result import SkillCall
 
 if TYPE_CHECKING:
     import asyncio
 
-logger = logging.getLogger("agentbox.skills")
 
 DEFAULT_SKILL_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -285,8 +284,8 @@ class RunSkills:
             raise
         except TimeoutError:
             raise SkillFailure(f"skill {spec.name!r} timed out after {timeout:g} s") from None
-        except Exception as error:
-            logger.exception("skill %r raised", spec.name)
+        except Exception as error:  # noqa: BLE001 - logged, and reported to the guest
+            log.logger("agentbox.skills").exception("skill %r raised", spec.name)
             raise SkillFailure(f"skill {spec.name!r} failed: {type(error).__name__}") from None
 
     def _await(self, coroutine: Any, timeout: float) -> Any:

@@ -7,15 +7,18 @@ a used instance's memory costs ~0.4 ms, and several ms once the machine has idle
 come back slowly on a virtual machine). Both now happen on threads that outlive the run.
 """
 
-import asyncio
 import contextlib
-import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-logger = logging.getLogger("agentbox")
+from agentbox import log
+
+if TYPE_CHECKING:
+    import asyncio
+
 
 # Idle run threads kept for reuse; more are started when more runs are in flight at once.
 MAX_IDLE_RUN_THREADS = 8
@@ -37,8 +40,8 @@ class _RunThread:
             work, on_done = self._jobs.get()
             try:
                 work()
-            except BaseException:  # work reports its own errors; this keeps the thread alive
-                logger.exception("a run thread's work raised")
+            except BaseException:  # noqa: BLE001 - logged; the work reports its own errors
+                log.logger().exception("a run thread's work raised")
             # Parked before the caller hears of it, so a caller that runs again at once finds it.
             keep = self._home._park(self)
             on_done()
@@ -70,6 +73,8 @@ class RunThreads:
 
     async def run_async(self, work: Callable[[], None], timeout: float) -> bool:
         """`run` for an event loop: the loop awaits the run thread directly, no other hop."""
+        import asyncio  # here, not at the top: `agentbox run` never pays for importing it
+
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
