@@ -1,6 +1,8 @@
 """`agentbox` as users run it: the real entry point in a subprocess, and Click's runner."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -110,3 +112,23 @@ def test_env_option(monkeypatch) -> None:
     assert result.stdout == b"[('A', '1'), ('AGENTBOX_FROM_HOST', 'yes')]\n"
     missing = run_cli("run", "--env", "AGENTBOX_NOT_SET_ANYWHERE", "-", stdin=code)
     assert missing.returncode == ExitCode.USAGE
+
+
+def test_run_path_imports_nothing_it_does_not_need(tmp_path: Path) -> None:
+    """Start-up is a feature: these cost `agentbox run` 1 s (mcp), ~20 ms (asyncio), ~4 ms
+    (logging) and ~3 ms (tomllib) of every start, and a plain run needs none of them."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "agentbox", "run", "-"],
+        input=b"print(1)",
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    assert completed.stdout == b"1\n", completed.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in completed.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert "agentbox.sandbox" in imported  # the check sees the run path's imports
+    unwanted = {"mcp", "asyncio", "logging", "tomllib", "pydantic", "starlette"}
+    assert imported.isdisjoint(unwanted), sorted(imported & unwanted)
