@@ -5,11 +5,13 @@ import time
 import weakref
 from collections.abc import Callable
 
-from agentbox import Sandbox
+import pytest
+
+from agentbox import RunResult, Sandbox, SessionClosedError
 from agentbox.engines.base import ScriptRequest
 from agentbox.skills import SkillSet
 from agentbox.threads import RunThreads
-from tests.helpers import HANG_GUARD_SECONDS
+from tests.helpers import HANG_GUARD_SECONDS, returns
 
 
 def wait_until(condition: Callable[[], bool]) -> bool:
@@ -73,3 +75,33 @@ def test_a_session_frees_its_instance_on_close(sandbox: Sandbox) -> None:
     store = weakref.ref(session._instance.store)
     session.close()
     assert wait_until(lambda: store() is None), "the session's Store was never freed"
+
+
+def test_closing_a_session_does_not_wait_for_its_running_script() -> None:
+    """close() once blocked until the script ended: from the event loop that awaits the run,
+    that was a deadlock. Now the run frees the interpreter when it returns."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> str:
+        """Blocks until the test lets go."""
+        entered.set()
+        release.wait(HANG_GUARD_SECONDS)
+        return "released"
+
+    sandbox = Sandbox(skills=[hold])
+    session = sandbox.session()
+    session.run("x = 1")
+    store = weakref.ref(session._instance.store)
+    outcome: dict[str, RunResult] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(run=session.run("import skills\nprint(skills.hold())"))
+    )
+    worker.start()
+    assert entered.wait(HANG_GUARD_SECONDS)
+    returns(session.close)  # while the script is still inside the skill
+    release.set()
+    worker.join(HANG_GUARD_SECONDS)
+    assert outcome["run"].stdout == "released\n"
+    assert wait_until(lambda: store() is None), "the closed session's Store was never freed"
+    with pytest.raises(SessionClosedError):
+        session.run("print(x)")
