@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,6 +35,17 @@ def run_cli(
 # Long enough that no working limit comes near it (they end runs within seconds): a guard that
 # turns a hang into a failure, not a speed check (speed is measured in benchmarks/).
 HANG_GUARD_SECONDS = 120.0
+_POLL_SECONDS = 0.01
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    """Poll `condition` until it holds (True) or the hang guard's worth of polls ran out
+    (False): for what happens on another thread, with no event to wait on."""
+    for _ in range(int(HANG_GUARD_SECONDS / _POLL_SECONDS)):
+        if condition():
+            return True
+        time.sleep(_POLL_SECONDS)
+    return condition()
 
 
 def returns(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

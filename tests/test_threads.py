@@ -1,9 +1,7 @@
 """Run threads are reused and abandonable; used instances are freed off the caller's thread."""
 
 import threading
-import time
 import weakref
-from collections.abc import Callable
 
 import pytest
 
@@ -11,16 +9,7 @@ from agentbox import RunResult, Sandbox, SessionClosedError
 from agentbox.engines.base import ScriptRequest
 from agentbox.skills import SkillSet
 from agentbox.threads import RunThreads
-from tests.helpers import HANG_GUARD_SECONDS, returns
-
-
-def wait_until(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + HANG_GUARD_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+from tests.helpers import HANG_GUARD_SECONDS, returns, wait_until
 
 
 def test_sequential_runs_reuse_one_thread() -> None:

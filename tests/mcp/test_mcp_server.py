@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from mcp.types import CallToolResult
 
 from agentbox import Sandbox
 from agentbox.sessions import SessionLimitError, SessionManager
+from tests.helpers import wait_until
 
 SERVER_TIMEOUT = 5
 ECHO_SKILL = """\
@@ -311,10 +311,7 @@ def test_manager_expiry_thread_closes_idle_sessions_without_any_access(sandbox: 
     try:
         manager.run("a", "x = 1")
         session = manager._entries["a"].session
-        deadline = time.monotonic() + 30
-        while not session.closed and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert session.closed
+        assert wait_until(lambda: session.closed)
     finally:
         manager.close_all()
 
@@ -346,10 +343,8 @@ class BusySession:
             target=lambda: self.results.append(manager.run(session_id, "print(call_skill('wait'))"))
         )
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not any(info.busy for info in manager.list_sessions()):
-            assert time.monotonic() < deadline, "the run never started"
-            time.sleep(0.01)
+        started = wait_until(lambda: any(info.busy for info in manager.list_sessions()))
+        assert started, "the run never started"
 
     def finish(self) -> Any:
         self.release.set()
