@@ -19,7 +19,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -105,12 +106,8 @@ class SessionManager:
         timeout: float | None = None,
     ) -> SessionRun:
         """Run `code` in the session `session_id`, opening it first if needed."""
-        entry, notices = self._checkout(session_id)
-        try:
-            result = entry.session.run(code, stdin=stdin, timeout=timeout)
-        finally:
-            self._checkin(entry)
-        return SessionRun(result, notices)
+        with self._checked_out(session_id) as (session, notices):
+            return SessionRun(session.run(code, stdin=stdin, timeout=timeout), notices)
 
     async def run_async(
         self,
@@ -121,12 +118,9 @@ class SessionManager:
         timeout: float | None = None,
     ) -> SessionRun:
         """`run` for asyncio hosts (the MCP server): awaited without blocking the loop."""
-        entry, notices = self._checkout(session_id)
-        try:
-            result = await entry.session.run_async(code, stdin=stdin, timeout=timeout)
-        finally:
-            self._checkin(entry)
-        return SessionRun(result, notices)
+        with self._checked_out(session_id) as (session, notices):
+            result = await session.run_async(code, stdin=stdin, timeout=timeout)
+            return SessionRun(result, notices)
 
     def close(self, session_id: str) -> bool:
         """Close a session (after its running script, if any); False if there was none."""
@@ -160,6 +154,15 @@ class SessionManager:
                 self._drop_locked(entry)
             self._entries.clear()
             self._changed.notify_all()
+
+    @contextmanager
+    def _checked_out(self, session_id: str) -> Iterator[tuple[Session, list[str]]]:
+        """The session, marked busy (never expired or evicted) until the block ends."""
+        entry, notices = self._checkout(session_id)
+        try:
+            yield entry.session, notices
+        finally:
+            self._checkin(entry)
 
     def _checkout(self, session_id: str) -> tuple[_Entry, list[str]]:
         if not isinstance(session_id, str) or not session_id:
