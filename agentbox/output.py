@@ -2,6 +2,8 @@
 
 import threading
 
+from agentbox.result import LimitName, RunResult, SkillCall
+
 
 class CappedOutput:
     """Keeps the first `limit` bytes written; counts (and drops) the rest."""
@@ -32,3 +34,37 @@ class CappedOutput:
     def getvalue(self) -> bytes:
         with self._lock:
             return b"".join(self._chunks)
+
+
+def captured_result(
+    stdout: CappedOutput,
+    stderr: CappedOutput,
+    max_output: int,
+    *,
+    exit_code: int,
+    limit: LimitName | None,
+    message: str | None,
+    duration_ms: float,
+    skill_calls: list[SkillCall],
+    engine: str,
+) -> RunResult:
+    """The result of a run from what it captured; output beyond the cap is reported in the
+    message, so nothing is dropped silently (one place for every engine)."""
+    messages = [message] if message else []
+    for stream_name, stream in (("stdout", stdout), ("stderr", stderr)):
+        if stream.truncated:
+            messages.append(
+                f"{stream_name} truncated: {stream.dropped} bytes beyond the "
+                f"{max_output}-byte limit (--max-output) were dropped"
+            )
+    return RunResult(
+        stdout_bytes=stdout.getvalue(),
+        stderr_bytes=stderr.getvalue(),
+        exit_code=exit_code,
+        duration_ms=duration_ms,
+        limit=limit,
+        message="; ".join(messages) or None,
+        truncated=stdout.truncated or stderr.truncated,
+        skill_calls=skill_calls,
+        engine=engine,
+    )

@@ -31,7 +31,7 @@ from typing import IO, Any, BinaryIO
 from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.errors import UsageError
 from agentbox.exit_codes import ExitCode
-from agentbox.output import CappedOutput
+from agentbox.output import CappedOutput, captured_result
 from agentbox.result import LimitName, RunResult
 from agentbox.skills import RunSkills
 
@@ -302,21 +302,14 @@ def run_in_child(
         outcome = run.drive(skills)
     finally:
         run.close()
-    messages = [outcome.message] if outcome.message else []
-    for stream_name, stream in (("stdout", run.stdout), ("stderr", run.stderr)):
-        if stream.truncated:
-            messages.append(
-                f"{stream_name} truncated: {stream.dropped} bytes beyond the "
-                f"{settings.limits.max_output}-byte limit (--max-output) were dropped"
-            )
-    return RunResult(
-        stdout_bytes=run.stdout.getvalue(),
-        stderr_bytes=run.stderr.getvalue(),
+    return captured_result(
+        run.stdout,
+        run.stderr,
+        settings.limits.max_output,
         exit_code=outcome.exit_code,
-        duration_ms=(time.perf_counter() - started) * 1000,
         limit=outcome.limit,
-        message="; ".join(messages) or None,
-        truncated=run.stdout.truncated or run.stderr.truncated,
+        message=outcome.message,
+        duration_ms=(time.perf_counter() - started) * 1000,
         skill_calls=list(skills.calls),
         engine=engine,
     )

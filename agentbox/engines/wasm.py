@@ -23,7 +23,7 @@ from agentbox.compile_cache import Progress
 from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import Limits
-from agentbox.output import CappedOutput
+from agentbox.output import CappedOutput, captured_result
 from agentbox.result import LimitName, RunResult
 from agentbox.runtime import Runtime, get_runtime
 from agentbox.skills import RunSkills, SkillSet
@@ -228,26 +228,16 @@ class GuestInstance:
         duration_ms = (time.perf_counter() - call.started) * 1000
         outcome = self._outcome(call, finished, deadline_passed)
         self.usable = outcome.usable
-        limits = call.limits
-        messages = [outcome.message] if outcome.message else []
-        truncated = False
-        outputs = self._outputs
-        for stream_name, stream in (("stdout", outputs.stdout), ("stderr", outputs.stderr)):
-            if stream.truncated:
-                truncated = True
-                messages.append(
-                    f"{stream_name} truncated: {stream.dropped} bytes beyond the "
-                    f"{limits.max_output}-byte limit (--max-output) were dropped"
-                )
-        return RunResult(
-            stdout_bytes=outputs.stdout.getvalue(),
-            stderr_bytes=outputs.stderr.getvalue(),
+        return captured_result(
+            self._outputs.stdout,
+            self._outputs.stderr,
+            call.limits.max_output,
             exit_code=outcome.exit_code,
-            duration_ms=duration_ms,
             limit=outcome.limit,
-            message="; ".join(messages) or None,
-            truncated=truncated,
+            message=outcome.message,
+            duration_ms=duration_ms,
             skill_calls=list(call.skills.calls),
+            engine=WasmEngine.name,
         )
 
     def _outcome(self, call: _Call, finished: bool, deadline_passed: bool) -> _CallOutcome:
