@@ -1,10 +1,12 @@
-"""The host side of the WIT `host` interface: routes guest calls to the current run's skills.
+"""The host side of the WIT `host` interface: routes guest calls to the current run.
 
-The Linker is built once per process, so its host functions cannot close over a run. Each run
-executes on its own worker thread, and that thread's `RunContext` says which skills it may call.
+The Linker is built once per process, so its host functions cannot close over a run. A run
+executes on a worker thread, and what `bind` set on that thread says which skills the guest may
+call and where its output goes.
 """
 
 import threading
+from dataclasses import dataclass
 from typing import Protocol
 
 from wasmtime.component import Linker, Variant
@@ -21,16 +23,36 @@ class SkillRouter(Protocol):
     def list_json(self) -> str: ...
 
 
+class OutputSink(Protocol):
+    """Where one of a run's output streams goes: `agentbox.output.CappedOutput`."""
+
+    def write(self, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunBinding:
+    """What the guest running on this thread reaches through the host functions."""
+
+    router: SkillRouter
+    stdout: OutputSink
+    stderr: OutputSink
+
+
 _current = threading.local()
 
 
-def bind(router: SkillRouter | None) -> None:
-    """Make `router` serve the guest calls made from this thread."""
-    _current.router = router
+def bind(binding: RunBinding | None) -> None:
+    """Make `binding` serve the guest calls made from this thread."""
+    _current.binding = binding
+
+
+def _binding() -> RunBinding | None:
+    return getattr(_current, "binding", None)
 
 
 def _router() -> SkillRouter | None:
-    return getattr(_current, "router", None)
+    binding = _binding()
+    return None if binding is None else binding.router
 
 
 def _call_skill(_store: object, name: str, data: str) -> Variant:
@@ -49,7 +71,15 @@ def _list_skills(_store: object) -> str:
     return "[]" if router is None else router.list_json()
 
 
+def _write_output(_store: object, target: str, data: str) -> None:
+    binding = _binding()
+    if binding is not None:
+        sink = binding.stdout if target == "stdout" else binding.stderr
+        sink.write(data.encode("latin-1", "replace"))  # only a misbehaving guest needs it
+
+
 def define_host_functions(linker: Linker) -> None:
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
         host.add_func("call-skill", _call_skill)
         host.add_func("list-skills", _list_skills)
+        host.add_func("write-output", _write_output)

@@ -125,6 +125,15 @@ def test_stdout_and_stderr_are_separate(sandbox: Sandbox) -> None:
     assert (result.stdout, result.stderr) == ("out\n", "err\n")
 
 
+def test_print_and_raw_descriptor_writes_keep_their_order(sandbox: Sandbox) -> None:
+    """`sys.stdout` reaches the host through its own call, `os.write(1, ...)` through WASI."""
+    code = (
+        "import os, sys\nprint('a')\nos.write(1, b'b\\n')\nprint('c', end='')\nsys.stdout.flush()"
+    )
+    code += "\nos.write(1, b'd\\n')\nprint(sys.stdout.fileno(), sys.stderr.fileno())"
+    assert sandbox.run(code).stdout == "a\nb\ncd\n1 2\n"
+
+
 def test_atexit_handlers_run(sandbox: Sandbox) -> None:
     result = sandbox.run("import atexit\natexit.register(print, 'bye')\nprint('hi')")
     assert result.stdout == "hi\nbye\n"

@@ -201,9 +201,10 @@ class GuestInstance:
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         call = _Call(limits=limits, skills=skills, started=time.perf_counter())
+        binding = bridge.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
 
         def work() -> None:
-            bridge.bind(skills)
+            bridge.bind(binding)
             try:
                 call.outcome = func(store, record)
                 func.post_return(store)

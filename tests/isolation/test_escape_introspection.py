@@ -208,8 +208,8 @@ def test_guest_cannot_forge_the_host_result_structure(sandbox: Sandbox) -> None:
 
 
 def test_the_raw_bridge_reaches_only_registered_skills() -> None:
-    """The guest's only import from the host is `call-skill`/`list-skills`: called raw, past the
-    `skills` module, it still reaches only the skills this Sandbox registered."""
+    """The guest's way out is the `host` interface: `call-skill`/`list-skills` called raw, past
+    the `skills` module, still reach only the skills this Sandbox registered."""
     calls: list[str] = []
 
     def echo(text: str) -> str:
@@ -236,3 +236,21 @@ def test_the_raw_bridge_reaches_only_registered_skills() -> None:
     assert all(line.endswith("-> refused Err") for line in lines[2:]), lines
     assert calls == ["hi"]
     assert Sandbox(timeout=20).run(code).stdout.splitlines()[0] == "[]"
+
+
+def test_the_raw_output_call_only_writes_the_scripts_own_output(sandbox: Sandbox) -> None:
+    """`write-output` called raw with what the guest's streams never send (text beyond latin-1,
+    a huge chunk) lands in the capture, capped, and the host keeps serving."""
+    code = textwrap.dedent(
+        """
+        from wit_world.imports.host import OutputTarget, write_output
+        write_output(OutputTarget.STDOUT, "caf\\u00e9 \\u20ac\\n")
+        write_output(OutputTarget.STDERR, "x" * (2 * 1024 * 1024))
+        """
+    )
+    result = Sandbox(timeout=20, max_output=1024 * 1024).run(code)
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert result.stdout_bytes == b"caf\xe9 ?\n"
+    assert result.truncated
+    assert len(result.stderr_bytes) == 1024 * 1024
+    assert sandbox.run("print(1)").stdout == "1\n"

@@ -12,6 +12,8 @@ import tokenize
 import traceback
 import types
 
+from wit_world.imports.host import OutputTarget, write_output
+
 from agentbox_guest.shims import HardExit, flush_standard_streams
 
 # What `python` prints and returns when the script raised; mirrors Py_Main.
@@ -21,6 +23,26 @@ _STDOUT_FD = 1
 _STDERR_FD = 2
 _OUTPUT_BUFFER = 8192
 _monotonic = time.monotonic
+
+
+class _HostOutput(io.RawIOBase):
+    """The raw end of `sys.stdout`/`sys.stderr`: one host call per flush (see `write-output` in
+    the WIT file). It still reports the real fd, for code that asks `sys.stdout.fileno()`."""
+
+    def __init__(self, target: OutputTarget) -> None:
+        super().__init__()
+        self._target = target
+        self._fd = _STDOUT_FD if target == OutputTarget.STDOUT else _STDERR_FD
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data) -> int:
+        write_output(self._target, str(data, "latin-1"))
+        return len(data)
 
 
 class _TimelyTextStream(io.TextIOWrapper):
@@ -35,9 +57,8 @@ class _TimelyTextStream(io.TextIOWrapper):
     WINDOW = 0.05
     LINES_PER_WINDOW = 100
 
-    def __init__(self, fd: int) -> None:
-        raw = io.FileIO(fd, "w", closefd=False)
-        buffered = io.BufferedWriter(raw, _OUTPUT_BUFFER)
+    def __init__(self, target: OutputTarget) -> None:
+        buffered = io.BufferedWriter(_HostOutput(target), _OUTPUT_BUFFER)
         super().__init__(buffered, encoding="utf-8", errors="backslashreplace")
         self._window_start = -1.0
         self._window_lines = 0
@@ -66,8 +87,8 @@ class ScriptRunner:
         (each object a run creates costs page faults in the fresh memory image)."""
         self._main: types.ModuleType | None = None
         os.environ.clear()  # the build's PYTHONHOME etc. are not the script's business
-        self._stdout = _TimelyTextStream(_STDOUT_FD)
-        self._stderr = _TimelyTextStream(_STDERR_FD)
+        self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
+        self._stderr = _TimelyTextStream(OutputTarget.STDERR)
         self._empty_stdin = _stdin_stream(b"")
 
     def _fresh_main(self, filename: str) -> types.ModuleType:
@@ -107,9 +128,9 @@ class ScriptRunner:
     def _install_streams(self, stdin: bytes) -> None:
         """The snapshot's streams, unless an earlier call of a session closed them."""
         if self._stdout.closed:
-            self._stdout = _TimelyTextStream(_STDOUT_FD)
+            self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
         if self._stderr.closed:
-            self._stderr = _TimelyTextStream(_STDERR_FD)
+            self._stderr = _TimelyTextStream(OutputTarget.STDERR)
         sys.stdout = sys.__stdout__ = self._stdout
         sys.stderr = sys.__stderr__ = self._stderr
         if stdin:
