@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentbox.compile_cache import Progress
-from agentbox.engines.base import RunSettings, ScriptRequest
+from agentbox.engines.base import DEFAULT_FILENAME, RunSettings, ScriptRequest
 from agentbox.engines.registry import resolve_engine
 from agentbox.errors import UsageError
 from agentbox.limits import (
@@ -164,7 +164,7 @@ class Sandbox:
         *,
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
-        filename: str = "<stdin>",
+        filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
         loop: "asyncio.AbstractEventLoop | None" = None,
     ) -> RunResult:
@@ -187,7 +187,7 @@ class Sandbox:
         *,
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
-        filename: str = "<stdin>",
+        filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
     ) -> RunResult:
         """`run` for asyncio hosts: the loop awaits the run without blocking (no worker thread

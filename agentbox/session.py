@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from agentbox.engines.base import DEFAULT_FILENAME
 from agentbox.engines.wasm import GuestInstance
 from agentbox.result import RunResult
 
@@ -57,7 +58,7 @@ class Session:
         *,
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
-        filename: str = "<stdin>",
+        filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> RunResult:
@@ -79,7 +80,7 @@ class Session:
         *,
         args: Sequence[str] = (),
         stdin: bytes | str = b"",
-        filename: str = "<stdin>",
+        filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
     ) -> RunResult:
         """`run` for asyncio hosts, awaited without blocking the loop; `async def` skills run

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options
+from agentbox.engines.base import DEFAULT_FILENAME
 from agentbox.errors import AgentboxError, UsageError
 from agentbox.exit_codes import ExitCode
 
@@ -62,7 +63,7 @@ def _read_script(script: str, timeout: float) -> tuple[bytes, str]:
     if script == "-":
         if sys.stdin is None or sys.stdin.closed:
             raise UsageError("cannot read the script from stdin: stdin is closed")
-        return _read_stdin(timeout, "the script"), "<stdin>"
+        return _read_stdin(timeout, "the script"), DEFAULT_FILENAME
     path = Path(script)
     if path.is_dir():
         raise UsageError(f"cannot run {script!r}: it is a directory")

@@ -9,13 +9,16 @@ from agentbox.mounts import Mount
 from agentbox.result import RunResult
 from agentbox.skills import RunSkills
 
+# The name a script read from stdin (or given as a string) runs under, as with `python -`.
+DEFAULT_FILENAME = "<stdin>"
+
 
 @dataclass(frozen=True)
 class ScriptRequest:
     """One script and what it sees of the outside."""
 
     source: bytes
-    filename: str = "<stdin>"
+    filename: str = DEFAULT_FILENAME
     args: Sequence[str] = ()
     stdin: bytes = b""
     env: Mapping[str, str] = field(default_factory=dict)

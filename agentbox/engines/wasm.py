@@ -20,7 +20,7 @@ from wasmtime.component import Func, Record
 
 from agentbox import bridge
 from agentbox.compile_cache import Progress
-from agentbox.engines.base import RunSettings, ScriptRequest
+from agentbox.engines.base import DEFAULT_FILENAME, RunSettings, ScriptRequest
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import Limits
 from agentbox.output import CappedOutput, captured_result
@@ -43,19 +43,21 @@ def _wit_string(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
-def _request_record(request: ScriptRequest, keep_globals: bool) -> Record:
+def _call_arguments(request: ScriptRequest, keep_globals: bool) -> tuple[str, bool, Record | None]:
+    """The guest's `run` parameters: no context for a default run (see the WIT file)."""
+    source = request.source.decode("latin-1")  # bytes in a string: see the WIT file
+    if request.filename == DEFAULT_FILENAME and not (request.args or request.stdin or request.env):
+        return source, keep_globals, None
     fields = {
-        "source": request.source.decode("latin-1"),  # bytes in a string: see the WIT file
         "filename": _wit_string(request.filename),
         "argv": [_wit_string(arg) for arg in request.args],
         "stdin": request.stdin.decode("latin-1"),
         "env": [(_wit_string(key), _wit_string(value)) for key, value in request.env.items()],
-        "keep-globals": keep_globals,
     }
-    record = Record()
-    for name, value in fields.items():  # WIT field names, some not Python identifiers
-        setattr(record, name, value)
-    return record
+    context = Record()
+    for name, value in fields.items():
+        setattr(context, name, value)
+    return source, keep_globals, context
 
 
 class _Outputs:
@@ -196,7 +198,7 @@ class GuestInstance:
             raise RuntimeError("this guest instance hit a limit and cannot run again")
         limits = self._limits.with_timeout(timeout)
         self._outputs.reset()
-        record = _request_record(request, keep_globals)
+        arguments = _call_arguments(request, keep_globals)
         store, func = self.store, self._func
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
@@ -206,7 +208,7 @@ class GuestInstance:
         def work() -> None:
             bridge.bind(binding)
             try:
-                call.outcome = func(store, record)
+                call.outcome = func(store, *arguments)
                 func.post_return(store)
             except WasmtimeError as trap:
                 call.trap = trap

@@ -18,6 +18,8 @@ builtins.call_skill = skills.call_skill
 stdlib_store.forget_build_paths()
 stdlib_store.assert_no_site_packages()
 _runner = ScriptRunner()
+# What a run without a context sees (see `run` in the WIT file).
+_DEFAULT_CONTEXT = wit_world.RunContext(filename="<stdin>", argv=[], stdin="", env=[])
 # Everything booted so far lives for the whole run: move it out of the garbage collector's
 # reach, so a collection during a run does not walk (and page in) the whole snapshot.
 gc.collect()
@@ -25,13 +27,17 @@ gc.freeze()
 
 
 class WitWorld(wit_world.WitWorld):
-    def run(self, request: wit_world.RunRequest) -> wit_world.RunOutcome:
+    def run(
+        self, source: str, keep_globals: bool, context: wit_world.RunContext | None
+    ) -> wit_world.RunOutcome:
+        if context is None:
+            context = _DEFAULT_CONTEXT
         exit_code, error_type = _runner.run(
-            request.source.encode("latin-1"),
-            request.filename,
-            request.argv,
-            request.stdin.encode("latin-1"),
-            dict(request.env),
-            request.keep_globals,
+            source.encode("latin-1"),
+            context.filename,
+            context.argv,
+            context.stdin.encode("latin-1"),
+            dict(context.env),
+            keep_globals,
         )
         return wit_world.RunOutcome(exit_code=exit_code, error_type=error_type)
