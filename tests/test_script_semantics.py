@@ -143,6 +143,18 @@ def test_random_is_reseeded_every_run(sandbox: Sandbox) -> None:
     code = "import random; print(random.random(), random.getrandbits(64))"
     outputs = {sandbox.run(code).stdout for _ in range(3)}
     assert len(outputs) == 3
+    pooled = Sandbox(pool_size=2)  # instances primed with an empty run before they are used
+    assert len({pooled.run(code).stdout for _ in range(3)} | outputs) == 6
+    pooled.close()
+
+
+def test_a_session_continues_its_random_stream() -> None:
+    with Sandbox().session() as session:
+        session.run("import random\nrandom.seed(7)\nrandom.random()")
+        result = session.run(
+            "b = random.random()\nrandom.seed(7)\nrandom.random()\nprint(b == random.random())"
+        )
+    assert result.stdout == "True\n"
 
 
 def test_runs_share_no_state(sandbox: Sandbox) -> None:

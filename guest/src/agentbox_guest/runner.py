@@ -86,6 +86,7 @@ class ScriptRunner:
         """Build time: everything made here is in the snapshot, so a run does not pay for it
         (each object a run creates costs page faults in the fresh memory image)."""
         self._main: types.ModuleType | None = None
+        self._seeded = False
         os.environ.clear()  # the build's PYTHONHOME etc. are not the script's business
         self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
         self._stderr = _TimelyTextStream(OutputTarget.STDERR)
@@ -115,7 +116,9 @@ class ScriptRunner:
         if os.environ:
             os.environ.clear()
         os.environ.update(env)
-        random.seed()
+        if not self._seeded:  # the snapshot's state is every instance's: reseed each one once
+            random.seed()
+            self._seeded = True
         self._install_streams(stdin)
         try:
             outcome = self._execute(source, filename)
