@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp.types import (
     INVALID_REQUEST,
@@ -27,6 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agentbox._version import __version__
 from agentbox.limits import MIB
+from agentbox.mcp_stdio import stdio_streams
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
 from agentbox.sessions import MAX_SESSION_ID_LENGTH, SessionLimitError, SessionManager
@@ -227,10 +227,11 @@ def _protocol_error(error: Exception) -> SessionMessage:
 async def serve_stdio(server: MCPServer) -> None:
     """Serve over stdin/stdout until stdin closes, answering malformed lines with errors.
 
-    The SDK's stdio transport drops a line it cannot parse without a reply; JSON-RPC 2.0 wants
-    an error response with a null id, so this loop sits between the transport and the server.
+    The transport passes on a line it cannot parse as an exception, which the SDK's server
+    drops without a reply; JSON-RPC 2.0 wants an error response with a null id, so this loop
+    sits between the transport and the server.
     """
-    async with stdio_server() as (read_stream, write_stream):
+    async with stdio_streams() as (read_stream, write_stream):
         inbound_writer, inbound = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
         async def forward() -> None:

@@ -8,8 +8,10 @@ official SDK client over stdio against real server processes:
 
 - run_python: `print(1)` through `agentbox mcp` (warm pool), a fresh interpreter per call
 - session:    `print(1)` in one named session (the interpreter is kept)
-- floor:      a do-nothing tool on a bare MCPServer (this script, `--floor-server`): the cost
-              of the protocol, the SDK and stdio alone
+- floor:      a do-nothing tool on a bare MCPServer (this script, `--floor-server sdk`): the
+              cost of the protocol, the SDK and its stdio transport alone
+- loop floor: the same tool over agentbox's own stdio transport (`agentbox.mcp_stdio`, which
+              `agentbox mcp` uses): what agentbox adds over it is the sandbox's own cost
 - one-shot:   `agentbox run -` started per call (a new process each time)
 - concurrent: N servers, one client each (an MCP client app spawns its own server over stdio),
               all calling at once; per-call latency and total throughput
@@ -40,7 +42,7 @@ WARMUP_CALLS = 10
 PACE_SECONDS = 0.02
 
 
-def floor_server() -> None:
+def floor_server(transport: str) -> None:
     """The protocol's floor: the same SDK serving a tool that does nothing."""
     from mcp.server.mcpserver import MCPServer
 
@@ -51,7 +53,12 @@ def floor_server() -> None:
         """Does nothing."""
         return ""
 
-    server.run("stdio")
+    if transport == "sdk":
+        server.run("stdio")
+    else:
+        from agentbox.mcp_server import serve_stdio
+
+        anyio.run(serve_stdio, server)
 
 
 def agentbox_command(*args: str) -> list[str]:
@@ -137,19 +144,18 @@ async def concurrent(clients: int, calls_each: int, pool_size: str) -> tuple[lis
 async def main(arguments: argparse.Namespace) -> None:
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
     print(f"agentbox mcp --pool-size {arguments.pool_size}", flush=True)
+    names = ("floor", "loop_floor", "run_python", "session")
     series: dict[str, list[float]] = {
-        "floor": [],
-        "run_python": [],
-        "session": [],
-        "floor_paced": [],
-        "run_python_paced": [],
-        "session_paced": [],
+        **{name: [] for name in names},
+        **{f"{name}_paced": [] for name in names},
     }
     async with AsyncExitStack() as stack:
-        floor = await connect(stack, [sys.executable, __file__, "--floor-server"])
+        floor = await connect(stack, [sys.executable, __file__, "--floor-server", "sdk"])
+        loop_floor = await connect(stack, [sys.executable, __file__, "--floor-server", "loop"])
         agentbox = await connect(stack, mcp_command(arguments.pool_size))
         calls = {
             "floor": caller(floor, "noop", {}),
+            "loop_floor": caller(loop_floor, "noop", {}),
             "run_python": caller(agentbox, "run_python", {"code": "print(1)"}),
             "session": caller(agentbox, "run_python", {"code": "print(1)", "session": "bench"}),
         }
@@ -159,7 +165,7 @@ async def main(arguments: argparse.Namespace) -> None:
         for _ in range(ROUNDS):
             for name, call in calls.items():
                 series[name].extend(await timed(call, per_round))
-            for name in ("floor", "run_python", "session"):
+            for name in names:
                 paced = await timed(calls[name], per_round, pause=PACE_SECONDS)
                 series[f"{name}_paced"].extend(paced)
     oneshot = one_shot(arguments.oneshot_calls)
@@ -168,10 +174,12 @@ async def main(arguments: argparse.Namespace) -> None:
 
     print()
     print(summary("(b) floor: do-nothing MCP tool", series["floor"]))
+    print(summary("    same, agentbox's stdio transport", series["loop_floor"]))
     print(summary("run_python print(1)", series["run_python"]))
     print(summary("(c) run_python in a session", series["session"]))
     pace = f"{PACE_SECONDS * 1000:.0f} ms apart"
     print(summary(f"floor, calls {pace}", series["floor_paced"]))
+    print(summary(f"loop floor, calls {pace}", series["loop_floor_paced"]))
     print(summary(f"run_python, calls {pace}", series["run_python_paced"]))
     print(summary(f"session, calls {pace}", series["session_paced"]))
     print(summary("(a) one-shot `agentbox run -`", oneshot))
@@ -186,6 +194,11 @@ async def main(arguments: argparse.Namespace) -> None:
     print(f"run_python / floor, calls {pace}: {paced_ratio:6.2f}x")
     session_paced = p50["session_paced"] / p50["floor_paced"]
     print(f"session / floor, calls {pace}:    {session_paced:6.2f}x")
+    print("\nthe sandbox's own cost, against the same tool over the same transport:")
+    for name in ("run_python", "session"):
+        back_to_back = p50[name] / p50["loop_floor"]
+        paced = p50[f"{name}_paced"] / p50["loop_floor_paced"]
+        print(f"{name} / loop floor (p50): {back_to_back:6.2f}x, calls {pace}: {paced:6.2f}x")
     print(f"\nload average after: {os.getloadavg()}")
 
 
@@ -195,9 +208,9 @@ if __name__ == "__main__":
     parser.add_argument("--oneshot-calls", type=int, default=20)
     parser.add_argument("--clients", type=int, default=8, help="concurrent servers/clients")
     parser.add_argument("--pool-size", default="2", help="`agentbox mcp --pool-size`")
-    parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-server", choices=["sdk", "loop"], help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.floor_server:
-        floor_server()
+        floor_server(options.floor_server)
     else:
         anyio.run(main, options)

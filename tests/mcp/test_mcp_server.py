@@ -217,30 +217,43 @@ def _read_message(stdout: Any) -> dict[str, Any]:
     return json.loads(line)
 
 
-def test_garbage_on_stdin_gets_json_rpc_errors_and_the_server_goes_on(tmp_path: Path) -> None:
-    server = subprocess.Popen(
-        server_command(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-    )
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "0"},
-        },
-    }
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"},
+    },
+}
+
+
+@pytest.mark.parametrize("stdin_kind", ["pipe", "file"])
+def test_garbage_on_stdin_gets_json_rpc_errors_and_the_server_goes_on(
+    tmp_path: Path, stdin_kind: str
+) -> None:
+    """Both transports: the event-loop one (pipes, as MCP clients start servers) and the
+    SDK's, which serves anything else (here a regular file)."""
     garbage = [b"this is not json", b'{"unterminated": ', b"\x00\xff\xfe binary", b"[1, 2, 3]"]
     unknown_method = {"jsonrpc": "2.0", "id": 7, "method": "no/such/method"}
+    payload = b"\n".join(
+        [*garbage, json.dumps(unknown_method).encode(), json.dumps(INITIALIZE).encode()]
+    )
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(payload + b"\n")
+    with requests.open("rb") as requests_file:
+        server = subprocess.Popen(
+            server_command(),
+            stdin=subprocess.PIPE if stdin_kind == "pipe" else requests_file,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+        )
     try:
-        payload = b"\n".join([*garbage, json.dumps(unknown_method).encode()])
-        server.stdin.write(payload + b"\n" + json.dumps(initialize).encode() + b"\n")
-        server.stdin.flush()
+        if server.stdin is not None:
+            server.stdin.write(payload + b"\n")
+            server.stdin.flush()
         errors = [_read_message(server.stdout) for _ in garbage]
         assert [error["error"]["code"] for error in errors] == [-32700, -32700, -32700, -32600]
         assert all(error["id"] is None and error["jsonrpc"] == "2.0" for error in errors)
@@ -250,7 +263,8 @@ def test_garbage_on_stdin_gets_json_rpc_errors_and_the_server_goes_on(tmp_path: 
         assert response["result"]["serverInfo"]["name"] == "agentbox"
         assert "tools" in response["result"]["capabilities"]
     finally:
-        server.stdin.close()
+        if server.stdin is not None:
+            server.stdin.close()
         server.wait(timeout=30)
         server.stdout.close()
         server.stderr.close()
