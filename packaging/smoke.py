@@ -33,9 +33,7 @@ class Session:
     home: Path
     cache: Path
 
-    def run(
-        self, *args: str, stdin: str = "", timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
+    def env(self) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.home),
@@ -45,13 +43,18 @@ class Session:
         }
         if "SYSTEMROOT" in os.environ:  # Windows cannot start a process without it
             env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
+        return env
+
+    def run(
+        self, *args: str, stdin: str = "", timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.binary), *args],
             input=stdin,
             capture_output=True,
             text=True,
             encoding="utf-8",
-            env=env,
+            env=self.env(),
             cwd=self.home,
             timeout=timeout,
         )
@@ -197,6 +200,52 @@ def check_info(session: Session) -> None:
         raise SmokeFailure(f"agentbox info: {data}")
 
 
+def check_mcp(session: Session) -> None:
+    """`agentbox mcp` as a client app starts it: JSON-RPC lines over pipes."""
+    requests = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "smoke", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "run_python", "arguments": {"code": "print(6 * 7)"}},
+        },
+    ]
+    with tempfile.TemporaryFile() as stderr:
+        server = subprocess.Popen(
+            [str(session.binary), "mcp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=session.env(),
+            cwd=session.home,
+        )
+        assert server.stdin is not None and server.stdout is not None
+        try:
+            server.stdin.write(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+            server.stdin.flush()
+            replies = [json.loads(server.stdout.readline() or "null") for _ in range(2)]
+        finally:
+            server.stdin.close()
+            server.wait(timeout=60)
+            server.stdout.close()
+        stderr.seek(0)
+        errors = stderr.read().decode(errors="replace")[-2000:]
+    result = (replies[1] or {}).get("result", {})
+    if result.get("structuredContent", {}).get("stdout") != "42\n" or server.returncode != 0:
+        raise SmokeFailure(f"agentbox mcp replied {replies}, exit {server.returncode}: {errors!r}")
+
+
 #: Run after check_first_run, which fills the cache: these are warm runs, in any order.
 WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
     check_warm_run,
@@ -210,6 +259,7 @@ WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
     check_fallback_engine,
     check_version,
     check_info,
+    check_mcp,
 )
 CHECKS = (check_first_run, *WARM_CHECKS)
 
