@@ -50,6 +50,8 @@ async def stdio_streams() -> AsyncIterator[Streams]:
         write_transport, write_protocol = await loop.connect_write_pipe(
             asyncio.streams.FlowControlMixin, wire_out
         )
+        # drain() then waits until a reply is in the pipe, so none is left behind at exit.
+        write_transport.set_write_buffer_limits(high=0)
         writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
         inbound_writer, inbound = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         outbound, outbound_reader = anyio.create_memory_object_stream[SessionMessage](0)
