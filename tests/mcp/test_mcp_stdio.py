@@ -59,3 +59,31 @@ def test_stray_output_misses_the_wire_which_is_restored_after(tmp_path: Path) ->
     assert reply["result"]["content"][0]["text"] == "stdin read ''"
     assert b"stray print\nstray write\n" in stderr
     assert rest == b"after: blocking True True\n"
+
+
+def test_a_large_reply_pending_at_exit_is_written_in_full(tmp_path: Path) -> None:
+    """The client reads slowly and closes stdin while most of a ~1 MB reply is still unsent."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "agentbox", "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "run_python", "arguments": {"code": "print('x' * 500_000)"}},
+    }
+    server.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
+    server.stdin.flush()
+    assert json.loads(server.stdout.readline())["id"] == 1
+    server.stdin.write(json.dumps(call).encode() + b"\n")
+    server.stdin.flush()
+    first = server.stdout.read(1)  # the reply has begun: the rest waits on this pipe
+    server.stdin.close()
+    reply = json.loads(first + server.stdout.readline())
+    assert server.wait(timeout=30) == 0
+    assert reply["result"]["structuredContent"]["stdout"] == "x" * 500_000 + "\n"
