@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import BinaryIO
 
 import anyio
+import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
@@ -61,17 +62,21 @@ async def stdio_streams() -> AsyncIterator[Streams]:
                 async for line in _lines(reader):
                     await inbound_writer.send(_parse(line))
 
-        async def write_replies() -> None:
+        async def write_replies(tasks: anyio.abc.TaskGroup) -> None:
             async with outbound_reader:
                 async for message in outbound_reader:
                     data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
                     writer.write(data.encode("utf-8") + b"\n")
-                    await writer.drain()
+                    try:
+                        await writer.drain()
+                    except ConnectionError:  # the client stopped reading: nobody to serve
+                        tasks.cancel_scope.cancel()
+                        return
 
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(read_requests)
-                tasks.start_soon(write_replies)
+                tasks.start_soon(write_replies, tasks)
                 yield inbound, outbound
         finally:
             read_transport.close()

@@ -87,3 +87,29 @@ def test_a_large_reply_pending_at_exit_is_written_in_full(tmp_path: Path) -> Non
     reply = json.loads(first + server.stdout.readline())
     assert server.wait(timeout=30) == 0
     assert reply["result"]["structuredContent"]["stdout"] == "x" * 500_000 + "\n"
+
+
+def test_a_client_that_stops_reading_ends_the_server_quietly(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "agentbox", "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
+    server.stdin.flush()
+    assert json.loads(server.stdout.readline())["id"] == 1
+    server.stdout.close()
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "run_python", "arguments": {"code": "print(1)"}},
+    }
+    server.stdin.write(json.dumps(call).encode() + b"\n")
+    server.stdin.flush()  # its reply meets a closed pipe, and the server leaves
+    _, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0, stderr
+    assert b"error" not in stderr.lower(), stderr
