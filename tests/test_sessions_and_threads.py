@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from agentbox import ExitCode, Sandbox, SessionClosedError, UsageError
+from tests.helpers import wait_until
 
 
 def test_session_keeps_state_and_sessions_are_isolated(sandbox: Sandbox) -> None:
@@ -67,6 +68,9 @@ def test_concurrent_runs_with_different_timeouts(sandbox: Sandbox) -> None:
 def test_warm_pool_runs_are_fresh() -> None:
     box = Sandbox(pool_size=2)
     try:
+        assert box._pool is not None
+        pool = box._pool
+        assert wait_until(lambda: pool._ready.full())  # the first runs get primed instances
         results = [
             box.run("import builtins\nprint(hasattr(builtins, 'mark'))\nbuiltins.mark = 1")
             for _ in range(5)
