@@ -157,6 +157,14 @@ def test_a_session_continues_its_random_stream() -> None:
     assert result.stdout == "True\n"
 
 
+def test_a_first_run_sees_no_trace_of_the_build_time_warm_up() -> None:
+    """The snapshot ran a warm-up script at build time (see `ScriptRunner.warm_up`)."""
+    code = "print(sorted(k for k in globals() if not k.startswith('__')), __name__)"
+    assert Sandbox().run(code).stdout == "[] __main__\n"
+    with Sandbox().session() as session:
+        assert session.run(code).stdout == "[] __main__\n"
+
+
 def test_runs_share_no_state(sandbox: Sandbox) -> None:
     first = sandbox.run("import builtins, json\nbuiltins.leak = 1\njson.leak = 2\nprint('set')")
     assert first.stdout == "set\n"

@@ -18,6 +18,7 @@ builtins.call_skill = skills.call_skill
 stdlib_store.forget_build_paths()
 stdlib_store.assert_no_site_packages()
 _runner = ScriptRunner()
+_runner.warm_up()
 # What a run without a context sees (see `run` in the WIT file).
 _DEFAULT_CONTEXT = wit_world.RunContext(filename="<stdin>", argv=[], stdin="", env=[])
 # Everything booted so far lives for the whole run: move it out of the garbage collector's

@@ -25,6 +25,14 @@ _OUTPUT_BUFFER = 8192
 _monotonic = time.monotonic
 
 
+# Runs at build time (see `ScriptRunner.warm_up`): what every run executes, printing included.
+_WARM_UP_SCRIPT = b"import sys\nx = [n * 2 for n in range(3)]\nprint(x)\nprint(x, file=sys.stderr)"
+
+
+def _discard_output(target: OutputTarget, data: str) -> None:
+    pass
+
+
 class _HostOutput(io.RawIOBase):
     """The raw end of `sys.stdout`/`sys.stderr`: one host call per flush (see `write-output` in
     the WIT file). It still reports the real fd, for code that asks `sys.stdout.fileno()`."""
@@ -91,6 +99,32 @@ class ScriptRunner:
         self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
         self._stderr = _TimelyTextStream(OutputTarget.STDERR)
         self._empty_stdin = _stdin_stream(b"")
+
+    def warm_up(self) -> None:
+        """Build time: run a script that prints, a few times, so that CPython's specialisation
+        of the run path (it rewrites bytecode as it first executes it) is in the snapshot rather
+        than copied, page by page, into every instance by its first run. Host calls cannot be
+        made at build time, so the output goes nowhere, and the runs leave no state behind.
+
+        Like any fresh run, these run the atexit handlers registered so far: those of preloaded
+        modules (`logging.shutdown`, multiprocessing's exit hook), which an instance's first
+        run used to pay for. A script's own atexit handlers still run at the end of its run.
+        """
+        global write_output
+        host_write, write_output = write_output, _discard_output
+        main = sys.modules.get("__main__")
+        try:
+            for _ in range(3):
+                self.run(_WARM_UP_SCRIPT, "<stdin>", [], b"", {}, keep_globals=False)
+                self._main = None
+        finally:
+            write_output = host_write
+        if main is not None:
+            sys.modules["__main__"] = main
+        linecache.cache.pop("<stdin>", None)
+        self._seeded = False  # each instance seeds its own on its first run
+        self._stdout = _TimelyTextStream(OutputTarget.STDOUT)  # a fresh rate window
+        self._stderr = _TimelyTextStream(OutputTarget.STDERR)
 
     def _fresh_main(self, filename: str) -> types.ModuleType:
         main = types.ModuleType("__main__")
