@@ -33,11 +33,6 @@ class WarmPool(Generic[T]):
         self._thread = threading.Thread(target=self._refill, name="agentbox-pool", daemon=True)
         self._thread.start()
 
-    def take(self) -> T:
-        """A ready instance if there is one, else a new one made now."""
-        item = self.take_ready()
-        return self._factory() if item is None else item
-
     def take_ready(self) -> T | None:
         """A ready instance, or None at once if the pool is empty (either way, it refills)."""
         self._taken.set()

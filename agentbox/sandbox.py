@@ -134,14 +134,10 @@ class Sandbox:
         return self._wasm().new_instance(self.settings)
 
     def _instance(self) -> "GuestInstance":
-        return self._pool.take() if self._pool is not None else self._new_instance()
-
-    async def _instance_async(self) -> "GuestInstance":
-        """A pooled instance, else a new one made off the loop (instantiation takes ~1 ms)."""
-        import asyncio
-
+        """A primed instance from the pool, else a new one, which its first run instantiates on
+        its run thread (so an asyncio host does not wait here either)."""
         instance = self._pool.take_ready() if self._pool is not None else None
-        return instance if instance is not None else await asyncio.to_thread(self._new_instance)
+        return instance if instance is not None else self._new_instance()
 
     def _request(
         self, code: str | bytes, args: Sequence[str], stdin: bytes | str, filename: str
@@ -200,7 +196,7 @@ class Sandbox:
 
         request = self._request(code, args, stdin, filename)
         skills = self.skills.bind_run(asyncio.get_running_loop())
-        instance = await self._instance_async()
+        instance = self._instance()
         return await instance.run_once_async(request, skills, timeout=timeout)
 
     def session(self) -> "Session":

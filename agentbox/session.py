@@ -92,7 +92,7 @@ class Session:
         try:
             self._refuse_if_closed()
             if self._instance is None:
-                self._instance = await self._sandbox._instance_async()
+                self._instance = self._sandbox._instance()
             result = await self._instance.run_async(
                 request, skills, keep_globals=True, timeout=timeout
             )

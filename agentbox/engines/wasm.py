@@ -106,9 +106,6 @@ class GuestInstance:
         self._outputs = _Outputs(settings.limits.max_output)
         self.store = Store(runtime.engine)
         self.store.set_limits(memory_size=settings.limits.memory)
-        if settings.limits.fuel is not None:
-            # Instantiation burns fuel too; the script's budget is set just before each run.
-            self.store.set_fuel(_INSTANTIATION_FUEL)
         # wasmtime-py keeps these callbacks in a global registry until the Store is freed: they
         # must not reference the Store (or this object), or neither is ever freed.
         outputs = self._outputs
@@ -118,13 +115,9 @@ class GuestInstance:
         for mount in settings.mounts:
             wasi.preopen_dir(str(mount.host), mount.guest, fs_mutable=mount.writable)
         self.store.set_wasi(wasi)
-        # Instantiation runs no guest code (the snapshot is data), but give it a deadline too.
-        self.store.set_epoch_deadline(runtime.ticker.ticks_for(settings.limits.timeout))
-        instance = runtime.linker.instantiate(self.store, runtime.component)
-        func = instance.get_func(self.store, "run")
-        if func is None:
-            raise RuntimeError("the guest does not export `run`: rebuild it with `make guest`")
-        self._func: Func = func
+        # Instantiated by the first run, on its run thread (see `_prepare`): the caller does not
+        # wait for a hop to another thread to instantiate first.
+        self._func: Func | None = None
         self.usable = True
 
     def prime(self) -> "GuestInstance":
@@ -205,15 +198,18 @@ class GuestInstance:
         limits = self._limits.with_timeout(timeout)
         self._outputs.reset()
         arguments = _call_arguments(request, keep_globals)
-        store, func = self.store, self._func
-        if limits.fuel is not None:
-            store.set_fuel(limits.fuel)
+        store, func, runtime = self.store, self._func, self._runtime
         call = _Call(limits=limits, skills=skills, started=time.perf_counter())
         binding = bridge.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
 
         def work() -> None:
+            nonlocal func
             bridge.bind(binding)
             try:
+                if func is None:
+                    func = self._func = _instantiate(runtime, store, limits.fuel is not None)
+                if limits.fuel is not None:
+                    store.set_fuel(limits.fuel)
                 call.outcome = func(store, *arguments)
                 func.post_return(store)
             except WasmtimeError as trap:
@@ -271,6 +267,18 @@ class GuestInstance:
         if isinstance(trap, ExitTrap):
             return _CallOutcome(trap.code, None, None, False)
         return _CallOutcome(ExitCode.CRASH, "crash", f"the sandbox crashed: {_cause(trap)}", False)
+
+
+def _instantiate(runtime: Runtime, store: Store, fuel: bool) -> Func:
+    """The guest's `run` in a new instance in `store` (under the run's deadline: instantiation
+    executes the component's start functions)."""
+    if fuel:
+        store.set_fuel(_INSTANTIATION_FUEL)  # not charged to the script's budget
+    instance = runtime.linker.instantiate(store, runtime.component)
+    func = instance.get_func(store, "run")
+    if func is None:
+        raise RuntimeError("the guest does not export `run`: rebuild it with `make guest`")
+    return func
 
 
 def _cause(trap: WasmtimeError) -> str:
