@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST_SECRET = "AGENTBOX_SMOKE_HOST_SECRET"
+# How long a check that should end on its own may take before it counts as hung.
+HANG_GUARD_SECONDS = 120
 
 
 class SmokeFailure(AssertionError):
@@ -171,12 +173,13 @@ def check_no_network(session: Session) -> None:
 
 
 def check_timeout(session: Session) -> None:
-    started = time.perf_counter()
-    result = session.run("run", "--timeout", "1", "-", stdin="while True:\n    pass\n")
-    elapsed = time.perf_counter() - started
+    """A hang guard, not a speed check: a limit that did not fire fails by TimeoutExpired."""
+    result = session.run(
+        "run", "--timeout", "1", "-", stdin="while True:\n    pass\n", timeout=HANG_GUARD_SECONDS
+    )
     expect(result, code=124)
-    if elapsed > 30:
-        raise SmokeFailure(f"--timeout 1 took {elapsed:.1f} s")
+    if "timed out after 1 s" not in result.stderr:
+        raise SmokeFailure(f"--timeout 1 reported {result.stderr!r}")
 
 
 def check_fallback_engine(session: Session) -> None:
