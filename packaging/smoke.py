@@ -72,6 +72,13 @@ def expect(
         raise SmokeFailure(f"stdout {result.stdout!r}, expected {stdout!r}{details}")
 
 
+def expect_denied(result: subprocess.CompletedProcess[str], attempt: str) -> None:
+    """The attack script ran and printed `denied ...`: the sandbox refused the attempt."""
+    expect(result)
+    if not result.stdout.startswith("denied"):
+        raise SmokeFailure(f"the guest {attempt}: {result.stdout!r}")
+
+
 def check_first_run(session: Session) -> None:
     """Run with an empty cache: compiles, says so on stderr, prints the answer."""
     started = time.perf_counter()
@@ -147,10 +154,7 @@ def check_no_host_files(session: Session) -> None:
         "try:\n    open('/etc/passwd').read()\n    print('read')\n"
         "except OSError as error:\n    print('denied', type(error).__name__)\n"
     )
-    result = session.run("run", "-", stdin=script)
-    expect(result)
-    if not result.stdout.startswith("denied"):
-        raise SmokeFailure(f"the guest read /etc/passwd: {result.stdout!r}")
+    expect_denied(session.run("run", "-", stdin=script), "read /etc/passwd")
 
 
 def check_no_network(session: Session) -> None:
@@ -167,9 +171,7 @@ def check_no_network(session: Session) -> None:
             "except OSError as error:\n    print('denied', type(error).__name__)\n"
         )
         result = session.run("run", "-", stdin=script)
-    expect(result)
-    if not result.stdout.startswith("denied"):
-        raise SmokeFailure(f"the guest connected to 127.0.0.1: {result.stdout!r}")
+    expect_denied(result, "connected to 127.0.0.1")
 
 
 def check_timeout(session: Session) -> None:
