@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -70,3 +71,19 @@ def returns(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+# An attack run in the sandbox: `argv[2]` is the attempt, with `MARKER` (argv[1]) a host path
+# it would create if it got out. Prints `BLOCKED <error type>` when refused, `LEAK` otherwise.
+MARKER_ATTACK = textwrap.dedent(
+    """
+    import sys
+    MARKER = sys.argv[1]
+    try:
+        exec(sys.argv[2])
+    except BaseException as error:
+        print("BLOCKED", type(error).__name__)
+    else:
+        print("LEAK")
+    """
+)

@@ -10,21 +10,10 @@ from pathlib import Path
 import pytest
 
 from agentbox import ExitCode, Sandbox
+from tests.helpers import MARKER_ATTACK
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TEMPLATE = textwrap.dedent(
-    """
-    import sys
-    MARKER = sys.argv[1]
-    try:
-        exec(sys.argv[2])
-    except BaseException as error:
-        print("BLOCKED", type(error).__name__)
-    else:
-        print("LEAK")
-    """
-)
 
 WALKS = {
     "os._wrap_close globals -> popen": (
@@ -87,7 +76,7 @@ def test_introspection_does_not_reach_the_host(
     sandbox: Sandbox, tmp_path: Path, statement: str
 ) -> None:
     marker = tmp_path / "marker"
-    result = sandbox.run(TEMPLATE, args=[str(marker), statement])
+    result = sandbox.run(MARKER_ATTACK, args=[str(marker), statement])
     assert result.exit_code == ExitCode.OK, result.stderr
     assert result.stdout.startswith("BLOCKED "), (result.stdout, result.stderr)
     assert "root:" not in result.stdout

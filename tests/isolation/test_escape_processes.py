@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agentbox import ExitCode, Sandbox
-from tests.helpers import returns
+from tests.helpers import MARKER_ATTACK, returns
 
 ATTEMPTS = {
     "subprocess.run": "import subprocess; subprocess.run(['touch', MARKER])",
@@ -36,24 +36,11 @@ ATTEMPTS = {
     ),
 }
 
-TEMPLATE = textwrap.dedent(
-    """
-    import sys
-    MARKER = sys.argv[1]
-    try:
-        exec(sys.argv[2])
-    except BaseException as error:
-        print("BLOCKED", type(error).__name__)
-    else:
-        print("LEAK")
-    """
-)
-
 
 @pytest.mark.parametrize("statement", ATTEMPTS.values(), ids=ATTEMPTS.keys())
 def test_no_process_can_be_started(sandbox: Sandbox, tmp_path: Path, statement: str) -> None:
     marker = tmp_path / "marker"
-    result = sandbox.run(TEMPLATE, args=[str(marker), statement])
+    result = sandbox.run(MARKER_ATTACK, args=[str(marker), statement])
     assert result.exit_code == ExitCode.OK, result.stderr
     assert result.limit is None
     assert result.stdout.startswith("BLOCKED "), result.stdout
