@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentbox.command_skill import command_skill
 from agentbox.errors import UsageError
 from agentbox.skills import Skill
+from agentbox.skills.command import command_skill
 
 DEFAULT_CONFIG_NAME = "agentbox.toml"
 

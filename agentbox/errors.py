@@ -1,23 +1,20 @@
 """The errors agentbox raises to its callers; each carries the CLI exit code it maps to.
 
-They are Click exceptions so the CLI shows them as one line (`agentbox: ...`) with their exit
-code and no traceback; library callers catch `AgentboxError`.
+Library callers catch `AgentboxError`; the CLI shows one as one line (`agentbox: ...`) with
+its exit code and no traceback. (No Click here: only the CLI layer knows about Click.)
 """
-
-from typing import IO, Any
-
-import click
 
 from agentbox.exit_codes import ExitCode
 
 
-class AgentboxError(click.ClickException):
+class AgentboxError(Exception):
     """Base class: a failure of agentbox or of its input, never of the sandboxed script."""
 
-    exit_code = ExitCode.INTERNAL
+    exit_code: int = ExitCode.INTERNAL
 
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"agentbox: {self.format_message()}", file=file, err=file is None)
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class UsageError(AgentboxError):

@@ -5,9 +5,9 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agentbox.compile_cache import Progress
-from agentbox.engines.base import DEFAULT_FILENAME, RunSettings, ScriptRequest
+from agentbox.engines.base import DEFAULT_FILENAME, Progress, RunSettings, ScriptRequest
 from agentbox.engines.registry import resolve_engine
+from agentbox.engines.wasm.pool import WarmPool
 from agentbox.errors import UsageError
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -17,7 +17,6 @@ from agentbox.limits import (
     parse_size,
 )
 from agentbox.mounts import Mount
-from agentbox.pool import WarmPool
 from agentbox.result import RunResult
 from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from agentbox.engines.base import Engine
-    from agentbox.engines.wasm import GuestInstance, WasmEngine
+    from agentbox.engines.wasm.engine import GuestInstance, WasmEngine
     from agentbox.session import Session
 
 
@@ -201,7 +200,7 @@ class Sandbox:
 
     def session(self) -> "Session":
         """An interpreter that keeps its state across `run` calls (see `agentbox.Session`)."""
-        from agentbox.session import Session
+        from agentbox.session import Session  # asyncio, which `agentbox run` does not load
 
         self._wasm()
         return Session(self)

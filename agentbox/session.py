@@ -9,18 +9,31 @@ import asyncio
 import dataclasses
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from agentbox.engines.base import DEFAULT_FILENAME
-from agentbox.engines.wasm import GuestInstance
+from agentbox.engines.base import DEFAULT_FILENAME, ScriptRequest
 from agentbox.result import RunResult
+from agentbox.skills import SkillSet
+
+if TYPE_CHECKING:  # the wasm engine imports wasmtime, which `--engine auto` probes for lazily
+    from agentbox.engines.wasm.engine import GuestInstance
 
 # How often an async run re-checks a session another run is using (rare: one agent's calls to
 # one session usually come one at a time).
 _BUSY_POLL_SECONDS = 0.005
 
-if TYPE_CHECKING:
-    from agentbox.sandbox import Sandbox
+
+class SessionHost(Protocol):
+    """What a session needs of the `Sandbox` that opened it (a protocol, so this module does
+    not import `agentbox.sandbox`, which imports it)."""
+
+    skills: SkillSet
+
+    def _request(
+        self, code: str | bytes, args: Sequence[str], stdin: bytes | str, filename: str
+    ) -> ScriptRequest: ...
+
+    def _instance(self) -> "GuestInstance": ...
 
 
 class SessionClosedError(RuntimeError):
@@ -30,7 +43,7 @@ class SessionClosedError(RuntimeError):
 class Session:
     """Created by `Sandbox.session()`; use as a context manager or call `close()`."""
 
-    def __init__(self, sandbox: "Sandbox") -> None:
+    def __init__(self, sandbox: SessionHost) -> None:
         self._sandbox = sandbox
         self._instance: GuestInstance | None = None
         self._lock = threading.Lock()

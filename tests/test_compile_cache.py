@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agentbox import compile_cache
-from agentbox.guest_image import guest_image
-from agentbox.runtime import engine_description
+from agentbox.engines.wasm import compile_cache
+from agentbox.engines.wasm.guest_image import guest_image
+from agentbox.engines.wasm.runtime import engine_description
 from tests.helpers import run_cli
 
 PRINT_OK = b"print('ok')"

@@ -3,7 +3,7 @@
 import itertools
 import threading
 
-from agentbox.pool import WarmPool
+from agentbox.engines.wasm.pool import WarmPool
 from tests.helpers import wait_until
 
 

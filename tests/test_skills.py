@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from agentbox import ExitCode, Sandbox, SkillFailure, skill
-from agentbox.command_skill import command_skill
 from agentbox.skills import BridgeLimits
-from agentbox.skills_file import load_skills_file
+from agentbox.skills.command import command_skill
+from agentbox.skills.from_file import load_skills_file
 from tests.helpers import run_cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -3,7 +3,7 @@
 import json
 
 from agentbox import Sandbox
-from agentbox.stdlib_support import UNSUPPORTED
+from agentbox.engines.wasm.stdlib_support import UNSUPPORTED
 
 SWEEP = """
 import contextlib, importlib, io, json, sys
@@ -67,7 +67,7 @@ def test_module_imported_at_run_time_is_not_preloaded_but_works(sandbox: Sandbox
 def test_docs_list_matches_the_module() -> None:
     from pathlib import Path
 
-    from agentbox.stdlib_support import markdown_table
+    from agentbox.engines.wasm.stdlib_support import markdown_table
 
     docs = (Path(__file__).resolve().parent.parent / "docs" / "stdlib.md").read_text()
     assert markdown_table() in docs

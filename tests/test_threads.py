@@ -7,8 +7,8 @@ import pytest
 
 from agentbox import RunResult, Sandbox, SessionClosedError
 from agentbox.engines.base import ScriptRequest
+from agentbox.engines.wasm.threads import RunThreads
 from agentbox.skills import SkillSet
-from agentbox.threads import RunThreads
 from tests.helpers import HANG_GUARD_SECONDS, returns, wait_until
 
 

@@ -31,7 +31,9 @@ from types import ModuleType
 
 import platformdirs
 
-CACHE_DIR_VARIABLE = "AGENTBOX_CACHE_DIR"  # the same variable as agentbox.compile_cache
+CACHE_DIR_VARIABLE = (
+    "AGENTBOX_CACHE_DIR"  # the same variable as agentbox.engines.wasm.compile_cache
+)
 
 
 def _cache_dir() -> Path:

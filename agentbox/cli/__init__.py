@@ -5,10 +5,12 @@ import contextlib
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
 from agentbox._version import __version__
+from agentbox.errors import AgentboxError
 from agentbox.exit_codes import ExitCode
 
 COMMANDS = {
@@ -25,6 +27,13 @@ DEBUG_VARIABLE = "AGENTBOX_DEBUG"
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentboxError as error:  # expected: one line and its documented exit code
+            click.echo(f"agentbox: {error.message}", err=True)
+            sys.exit(error.exit_code)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

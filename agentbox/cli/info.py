@@ -9,9 +9,10 @@ import click
 
 
 def collect() -> dict[str, Any]:
-    from agentbox import __version__, compile_cache
-    from agentbox.guest_image import guest_image
-    from agentbox.runtime import engine_description
+    from agentbox import __version__
+    from agentbox.engines.wasm import compile_cache
+    from agentbox.engines.wasm.guest_image import guest_image
+    from agentbox.engines.wasm.runtime import engine_description
     from agentbox.sandbox import Sandbox
 
     guest = guest_image()

@@ -34,12 +34,12 @@ def mcp(
     try:
         import anyio
 
-        from agentbox.mcp_server import create_server, serve_stdio
+        from agentbox.server.mcp_server import create_server, serve_stdio
     except ImportError as error:
         raise UsageError(
             f"agentbox mcp needs the MCP SDK ({error}): pip install 'agentbox[mcp]'"
         ) from None
-    from agentbox.sessions import SessionManager
+    from agentbox.server.sessions import SessionManager
 
     options["sandbox_extra"] = {"pool_size": pool_size}
     sandbox = build_sandbox(ctx, progress=echo_progress, **options)

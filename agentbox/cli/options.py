@@ -175,11 +175,11 @@ def build_sandbox(
     """The Sandbox the options describe; config-file limits apply where no option was given."""
     import os
 
-    from agentbox.command_skill import command_skill, parse_skill_option
     from agentbox.config import load_config
     from agentbox.limits import parse_size
     from agentbox.sandbox import Sandbox
-    from agentbox.skills_file import load_skills_file
+    from agentbox.skills.command import command_skill, parse_skill_option
+    from agentbox.skills.from_file import load_skills_file
 
     config = load_config(options["config_path"])
     limits = {name: options[name] for name in _LIMIT_PARAMETERS}
@@ -210,7 +210,7 @@ def ask_on_terminal(name: str, data: Any) -> bool:
     """The --confirm-skills gate: asks on the controlling terminal, refuses without one."""
     import json
 
-    from agentbox.terminal import confirm_on_terminal
+    from agentbox.skills.terminal import confirm_on_terminal
 
     preview = json.dumps(data, ensure_ascii=False)
     if len(preview) > 500:
@@ -220,7 +220,7 @@ def ask_on_terminal(name: str, data: Any) -> bool:
 
 def server_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--pool-size, --session-idle, --max-sessions: what the long-lived servers add."""
-    from agentbox.sessions import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_SESSIONS
+    from agentbox.server.sessions import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_SESSIONS
 
     decorators = [
         click.option(

@@ -41,12 +41,12 @@ def serve(
       GET    /skills           the skills sandboxed code may call
     """
     try:
-        from agentbox import http_server
+        from agentbox.server import http_server
     except ImportError as error:
         raise UsageError(
             f"agentbox serve needs Starlette and uvicorn ({error}): pip install 'agentbox[serve]'"
         ) from None
-    from agentbox.sessions import SessionManager
+    from agentbox.server.sessions import SessionManager
 
     try:
         sock = http_server.listen(port)

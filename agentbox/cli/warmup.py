@@ -9,7 +9,7 @@ import click
 @click.option("--fuel", is_flag=True, help="Also prepare the fuel-metered variant (for --fuel).")
 def warmup(fuel: bool) -> None:
     """Compile the sandbox for this machine and cache it (done on first run otherwise)."""
-    from agentbox.runtime import get_runtime
+    from agentbox.engines.wasm.runtime import get_runtime
 
     started = time.perf_counter()
     for metered in (False, True) if fuel else (False,):

@@ -1,6 +1,6 @@
 """The interface every engine implements, and the request it receives."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -8,6 +8,9 @@ from agentbox.limits import Limits
 from agentbox.mounts import Mount
 from agentbox.result import RunResult
 from agentbox.skills import RunSkills
+
+# Where an engine reports slow one-time work (compiling the guest), one line at a time.
+Progress = Callable[[str], None]
 
 # The name a script read from stdin (or given as a string) runs under, as with `python -`.
 DEFAULT_FILENAME = "<stdin>"

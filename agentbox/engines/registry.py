@@ -5,13 +5,9 @@ needs wasmtime, which is exactly what `auto` probes.
 """
 
 import warnings
-from typing import TYPE_CHECKING
 
-from agentbox.engines.base import Engine
+from agentbox.engines.base import Engine, Progress
 from agentbox.errors import UsageError
-
-if TYPE_CHECKING:  # compile_cache imports wasmtime, which `auto` must be able to do without
-    from agentbox.compile_cache import Progress
 
 ENGINES = ("wasm", "restricted", "asteval", "auto")
 
@@ -98,8 +94,8 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def _wasm_engine(progress: "Progress | None") -> Engine:
-    from agentbox.engines.wasm import WasmEngine
+def _wasm_engine(progress: Progress | None) -> Engine:
+    from agentbox.engines.wasm.engine import WasmEngine
 
     return WasmEngine(progress)
 
@@ -120,7 +116,7 @@ def _fallback_engine(name: str) -> Engine:
         ) from None
 
 
-def resolve_engine(name: str, progress: "Progress | None" = None) -> tuple[Engine, str | None]:
+def resolve_engine(name: str, progress: Progress | None = None) -> tuple[Engine, str | None]:
     """The engine for `name`, and the one warning line to show when `auto` fell back."""
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
@@ -135,7 +131,7 @@ def resolve_engine(name: str, progress: "Progress | None" = None) -> tuple[Engin
         return _fallback_engine("restricted"), FALLBACK_WARNING
 
 
-def get_engine(name: str, progress: "Progress | None" = None) -> Engine:
+def get_engine(name: str, progress: Progress | None = None) -> Engine:
     """`resolve_engine`, emitting the fallback line as a `FallbackWarning` (shown once)."""
     engine, warning = resolve_engine(name, progress)
     if warning is not None:

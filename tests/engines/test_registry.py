@@ -44,7 +44,7 @@ def test_fallbacks_by_name(name: str, engine_type: type) -> None:
 
 
 def test_wasm_and_auto_pick_wasm_when_wasmtime_loads() -> None:
-    from agentbox.engines.wasm import WasmEngine
+    from agentbox.engines.wasm.engine import WasmEngine
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -56,7 +56,7 @@ def test_auto_falls_back_with_exactly_one_warning(monkeypatch: pytest.MonkeyPatc
     real_import = builtins.__import__
 
     def no_wasm(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "agentbox.engines.wasm" or name.startswith("wasmtime"):
+        if name == "agentbox.engines.wasm.engine" or name.startswith("wasmtime"):
             raise ImportError("no wasmtime here")
         return real_import(name, *args, **kwargs)
 

@@ -20,7 +20,7 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
 
 from agentbox import Sandbox
-from agentbox.sessions import SessionLimitError, SessionManager
+from agentbox.server.sessions import SessionLimitError, SessionManager
 from tests.helpers import wait_until
 
 SERVER_TIMEOUT = 5
@@ -425,6 +425,6 @@ def test_manager_close_and_bad_ids(sandbox: Sandbox) -> None:
 
 
 def test_sessions_module_does_not_import_the_mcp_sdk() -> None:
-    code = "import sys, agentbox.sessions, agentbox.cli.run; print('mcp' in sys.modules)"
+    code = "import sys, agentbox.server.sessions, agentbox.cli.run; print('mcp' in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.stdout.strip() == "False"

@@ -16,7 +16,7 @@ SERVER = textwrap.dedent(
     import os, sys
     import anyio
     from mcp.server.mcpserver import MCPServer
-    from agentbox.mcp_server import serve_stdio
+    from agentbox.server.mcp_server import serve_stdio
 
     server = MCPServer(name="stray")
 

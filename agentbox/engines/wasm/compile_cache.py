@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -25,11 +24,10 @@ import wasmtime
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
 
-from agentbox.guest_image import GuestImage
+from agentbox.engines.base import Progress
+from agentbox.engines.wasm.guest_image import GuestImage
 
 CACHE_DIR_VARIABLE = "AGENTBOX_CACHE_DIR"
-
-Progress = Callable[[str], None]
 
 
 def cache_dir() -> Path:

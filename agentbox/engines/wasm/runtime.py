@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from wasmtime import Config, Engine, Store
 from wasmtime.component import Component, Linker
 
-from agentbox import bridge, compile_cache, log
-from agentbox.compile_cache import Progress
-from agentbox.guest_image import guest_image
+from agentbox import log
+from agentbox.engines.base import Progress
+from agentbox.engines.wasm import compile_cache, host_functions
+from agentbox.engines.wasm.guest_image import guest_image
 
 # How often the epoch advances while runs are active: the resolution of wall-clock deadlines.
 EPOCH_TICK_SECONDS = 0.01
@@ -126,7 +127,7 @@ def get_runtime(fuel: bool = False, progress: Progress = _log_progress) -> Runti
             )
             linker = Linker(engine)
             linker.add_wasip2()
-            bridge.define_host_functions(linker)
+            host_functions.define_host_functions(linker)
             runtime = Runtime(engine, linker, component, EpochTicker(engine))
             _runtimes[fuel] = runtime
         return runtime

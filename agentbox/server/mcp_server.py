@@ -26,10 +26,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agentbox._version import __version__
 from agentbox.limits import MIB
-from agentbox.mcp_stdio import stdio_streams
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.sessions import MAX_SESSION_ID_LENGTH, SessionLimitError, SessionManager
+from agentbox.server.mcp_stdio import stdio_streams
+from agentbox.server.sessions import MAX_SESSION_ID_LENGTH, SessionLimitError, SessionManager
 
 
 class SkillCallOutput(BaseModel):

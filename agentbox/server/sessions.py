@@ -30,7 +30,7 @@ from agentbox.session import Session
 if TYPE_CHECKING:
     from agentbox.sandbox import Sandbox
 
-logger = logging.getLogger("agentbox.sessions")
+logger = logging.getLogger("agentbox.server.sessions")
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 600.0
 DEFAULT_MAX_SESSIONS = 32

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.sessions import SessionLimitError, SessionManager
+from agentbox.server.sessions import SessionLimitError, SessionManager
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {

@@ -1,7 +1,7 @@
 """Host-side skills: named host functions the sandboxed script may call, and nothing else.
 
 A skill is a Python callable (sync or `async def`) or an external command (see
-`agentbox.command_skill`). `@skill` derives the name, description (docstring) and JSON Schema
+`agentbox.skills.command`). `@skill` derives the name, description (docstring) and JSON Schema
 (type hints) from the function; `SkillSet` holds a run's skills, enforces the bridge limits and
 records every call.
 """

@@ -18,16 +18,15 @@ from typing import Any
 from wasmtime import ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Func, Record
 
-from agentbox import bridge
-from agentbox.compile_cache import Progress
-from agentbox.engines.base import DEFAULT_FILENAME, RunSettings, ScriptRequest
+from agentbox.engines.base import DEFAULT_FILENAME, Progress, RunSettings, ScriptRequest
+from agentbox.engines.wasm import host_functions
+from agentbox.engines.wasm.runtime import Runtime, get_runtime
+from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import Limits
 from agentbox.output import CappedOutput, captured_result
 from agentbox.result import LimitName, RunResult
-from agentbox.runtime import Runtime, get_runtime
 from agentbox.skills import RunSkills, SkillSet
-from agentbox.threads import release_later, run_threads
 
 _INSTANTIATION_FUEL = 1 << 40
 
@@ -178,7 +177,7 @@ class GuestInstance:
             self.discard()
 
     def discard(self) -> None:
-        """Done with this instance: its memory is freed off the hot path (see agentbox.threads).
+        """Done with this instance: its memory is freed off the hot path (see `threads`).
         An abandoned worker still holds the Store, so it stays alive until that worker ends."""
         self.usable = False
         release_later((self.store, self._func))
@@ -200,11 +199,11 @@ class GuestInstance:
         arguments = _call_arguments(request, keep_globals)
         store, func, runtime = self.store, self._func, self._runtime
         call = _Call(limits=limits, skills=skills, started=time.perf_counter())
-        binding = bridge.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
+        binding = host_functions.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
 
         def work() -> None:
             nonlocal func
-            bridge.bind(binding)
+            host_functions.bind(binding)
             try:
                 if func is None:
                     func = self._func = _instantiate(runtime, store, limits.fuel is not None)
@@ -217,7 +216,7 @@ class GuestInstance:
             except BaseException as error:  # noqa: BLE001 - reported as an internal error
                 call.error = error
             finally:
-                bridge.bind(None)
+                host_functions.bind(None)
 
         return call, work
 
