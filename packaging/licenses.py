@@ -20,6 +20,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from agentbox._version import DISTRIBUTION
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = (ROOT / "THIRD_PARTY_LICENSES", ROOT / "agentbox" / "THIRD_PARTY_LICENSES")
 EXTRAS = ("mcp", "fallback")
@@ -41,7 +43,7 @@ def _normalize(name: str) -> str:
 def runtime_distributions() -> list[Distribution]:
     """agentbox's installed runtime dependencies, recursively (with the binary's extras)."""
     seen: dict[str, Distribution] = {}
-    pending = [(req, extra) for extra in ("", *EXTRAS) for req in _requires("agentbox", extra)]
+    pending = [(req, extra) for extra in ("", *EXTRAS) for req in _requires(DISTRIBUTION, extra)]
     while pending:
         requirement, extra = pending.pop()
         name = _normalize(requirement.name)

@@ -87,8 +87,6 @@ def imports_of(path: Path) -> tuple[set[str], set[str]]:
     return everywhere, top_level
 
 
-
-
 def internal(names: set[str]) -> set[str]:
     """The agentbox modules among `names` (dropping `from m import function` spellings)."""
     return {name for name in names if name in MODULES}

@@ -36,8 +36,10 @@ def mcp(
 
         from agentbox.server.mcp_server import create_server, serve_stdio
     except ImportError as error:
+        from agentbox._version import DISTRIBUTION
+
         raise UsageError(
-            f"agentbox mcp needs the MCP SDK ({error}): pip install 'agentbox[mcp]'"
+            f"agentbox mcp needs the MCP SDK ({error}): pip install '{DISTRIBUTION}[mcp]'"
         ) from None
     from agentbox.server.sessions import SessionManager
 

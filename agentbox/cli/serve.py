@@ -43,8 +43,11 @@ def serve(
     try:
         from agentbox.server import http_server
     except ImportError as error:
+        from agentbox._version import DISTRIBUTION
+
         raise UsageError(
-            f"agentbox serve needs Starlette and uvicorn ({error}): pip install 'agentbox[serve]'"
+            f"agentbox serve needs Starlette and uvicorn ({error}): "
+            f"pip install '{DISTRIBUTION}[serve]'"
         ) from None
     from agentbox.server.sessions import SessionManager
 

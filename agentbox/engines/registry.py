@@ -6,6 +6,7 @@ needs wasmtime, which is exactly what `auto` probes.
 
 import warnings
 
+from agentbox._version import DISTRIBUTION
 from agentbox.engines.base import Engine, Progress
 from agentbox.errors import UsageError
 
@@ -111,7 +112,7 @@ def _fallback_engine(name: str) -> Engine:
         return AstevalEngine()
     except ImportError as error:
         raise UsageError(
-            f"the {name!r} engine needs the fallback extra: pip install 'agentbox[fallback]' "
+            f"the {name!r} engine needs the fallback extra: pip install '{DISTRIBUTION}[fallback]' "
             f"({error})"
         ) from None
 
