@@ -5,13 +5,25 @@ VENV_PYTHON := $(VENV)/bin/python
 GUEST := agentbox/guest/sandbox.wasm
 GUEST_SOURCES := $(shell find guest/src guest/wit guest/build.py -type f -name '*.py' -o -type f -name '*.wit')
 
-.PHONY: setup guest demo test lint format bench bin archive smoke installers clean
+.PHONY: setup setup-test setup-dev guest demo test lint format bench bin archive smoke wheel installers clean
 
-setup: $(VENV)/.installed
+# Three levels: running (the package and componentize-py, which builds the guest), testing
+# (+ test and lint tools, every extra), everything (+ PyInstaller and benchmark inputs).
+setup: $(VENV)/.installed-run
+setup-test: $(VENV)/.installed-test
+setup-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PYTHON) -m pip install --quiet --upgrade pip
+	$(VENV_PYTHON) -m pip install --quiet --group build -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-run
+	$(VENV_PYTHON) -m pip install --quiet --group test --group lint -e '.[fallback,mcp,serve]'
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-test
 	$(VENV_PYTHON) -m pip install --quiet --group dev -e '.[fallback,mcp,serve]'
 	touch $@
 
@@ -23,33 +35,37 @@ $(GUEST): $(GUEST_SOURCES) | setup
 demo: guest
 	$(VENV)/bin/agentbox run examples/hello.py
 
-test: guest
+test: guest setup-test
 	$(VENV_PYTHON) -m pytest -n 2 -m "not binary"
 
-lint: setup
+lint: setup-test
 	$(VENV_PYTHON) -m ruff check .
 	$(VENV_PYTHON) -m ruff format --check .
 	$(VENV_PYTHON) -m mypy
 
-format: setup
+format: setup-test
 	$(VENV_PYTHON) -m ruff format .
 	$(VENV_PYTHON) -m ruff check --fix .
 
-bench: guest
+bench: guest setup-dev
 	$(VENV_PYTHON) benchmarks/startup.py
 
-bin: guest
+bin: guest setup-dev
 	$(VENV_PYTHON) packaging/build_binary.py
 
 # The onedir archive package managers install (faster starts than the single file).
-archive: guest
+archive: guest setup-dev
 	$(VENV_PYTHON) packaging/build_binary.py --archive
 
 # Builds the binary itself (or uses AGENTBOX_BINARY=path) and smoke-tests it.
-smoke: guest
-	$(VENV_PYTHON) -m pytest -m binary tests/binary
+smoke: guest setup-dev
+	$(VENV_PYTHON) -m pytest -m binary tests/binary tests/packaging
 
-installers: setup
+# The wheel and sdist users install (the wheel build builds the guest: hatch_build.py).
+wheel: setup
+	$(VENV_PYTHON) packaging/build_wheel.py
+
+installers: setup-test
 	$(VENV_PYTHON) packaging/render_installers.py
 
 clean:

@@ -30,7 +30,10 @@ SCRUBBED_VARIABLES = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"
 
 
 def componentize_py() -> str:
-    found = shutil.which("componentize-py", path=str(Path(sys.executable).parent))
+    """The one installed beside this interpreter, else on PATH (a wheel build's isolated
+    environment puts its own, pinned in pyproject.toml's build requirements, there)."""
+    beside = shutil.which("componentize-py", path=str(Path(sys.executable).parent))
+    found = beside or shutil.which("componentize-py")
     if found is None:
         sys.exit("componentize-py is not installed: pip install --group build -e .")
     return found

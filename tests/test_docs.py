@@ -61,3 +61,58 @@ def test_pyproject_names_the_distribution_the_messages_use() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == DISTRIBUTION == "agentbox-wasm"
     assert {"Homepage", "Source", "Issues"} <= set(project["urls"])
+
+
+def _rules(makefile: str) -> dict[str, tuple[list[str], list[str]]]:
+    """target -> (prerequisites, recipe lines) for every rule of the Makefile."""
+    rules: dict[str, tuple[list[str], list[str]]] = {}
+    current: list[str] = []
+    for line in makefile.splitlines():
+        if line.startswith("\t"):
+            current.append(line.strip())
+        elif ":" in line and not line.startswith((".", "#")) and "=" not in line:
+            target, prerequisites = line.split(":", 1)
+            current = []
+            rules[target.strip()] = (prerequisites.replace("|", " ").split(), current)
+    return rules
+
+
+def make_targets_table() -> str:
+    """The README's Development table, rendered from the Makefile's rules: a phony target
+    that only names a file target shows that file's recipe."""
+    makefile = (ROOT / "Makefile").read_text()
+    rules = _rules(makefile)
+    phony = makefile.split(".PHONY:", 1)[1].splitlines()[0].split()
+    names = {target: target for target in phony}
+    for target in phony:  # `setup: $(VENV)/.installed-run`: the file is made by `make setup`
+        prerequisites, recipe = rules[target]
+        if not recipe and len(prerequisites) == 1 and prerequisites[0] in rules:
+            names[prerequisites[0]] = target
+    words = {
+        "$(VENV_PYTHON)": "python",
+        "$(GUEST)": "agentbox/guest/sandbox.wasm",
+        "$(VENV)": ".venv",
+        "$(PYTHON)": "python3",
+    }
+    rows = ["| make target | runs |", "| --- | --- |"]
+    for target in phony:
+        prerequisites, recipe = rules[target]
+        if not recipe and len(prerequisites) == 1 and prerequisites[0] in rules:
+            prerequisites, recipe = rules[prerequisites[0]]
+        cells = []
+        after = [names[name] for name in prerequisites if name in names and names[name] != target]
+        if after:
+            cells.append("after " + ", ".join(f"`make {name}`" for name in after))
+        for line in recipe:
+            if line == "touch $@":  # the stamp that makes a setup run once
+                continue
+            for word, value in words.items():
+                line = line.replace(word, value)
+            cells.append(f"`{line}`")
+        rows.append(f"| `make {target}` | {'; '.join(cells)} |")
+    return "\n".join(rows)
+
+
+def test_readme_make_targets_table_matches_the_makefile() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert _between(readme, "make-targets") == make_targets_table()
