@@ -10,8 +10,9 @@ official SDK client over stdio against real server processes:
 - session:    `print(1)` in one named session (the interpreter is kept)
 - floor:      a do-nothing tool on a bare MCPServer (this script, `--floor-server sdk`): the
               cost of the protocol, the SDK and its stdio transport alone
-- loop floor: the same tool over agentbox's own stdio transport (`agentbox.mcp_stdio`, which
-              `agentbox mcp` uses): what agentbox adds over it is the sandbox's own cost
+- loop floor: the same tool over agentbox's own stdio transport
+              (`agentbox.server.mcp_stdio`, which `agentbox mcp` uses): what agentbox adds over
+              it is the sandbox's own cost
 - one-shot:   `agentbox run -` started per call (a new process each time)
 - concurrent: N servers, one client each (an MCP client app spawns its own server over stdio),
               all calling at once; per-call latency and total throughput
@@ -56,7 +57,7 @@ def floor_server(transport: str) -> None:
     if transport == "sdk":
         server.run("stdio")
     else:
-        from agentbox.mcp_server import serve_stdio
+        from agentbox.server.mcp_server import serve_stdio
 
         anyio.run(serve_stdio, server)
 
