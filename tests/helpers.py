@@ -11,12 +11,19 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# Long enough that no working limit comes near it (they end runs within seconds): a guard that
+# turns a hang into a failure, not a speed check (speed is measured in benchmarks/).
+HANG_GUARD_SECONDS = 120.0
+# A whole CLI process on a busy 2-core machine may also compile the sandbox (tens of seconds,
+# minutes under load): its guard is longer still.
+PROCESS_HANG_GUARD_SECONDS = 600.0
+
 
 def run_cli(
     *args: str,
     stdin: bytes | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 60,
+    timeout: float = PROCESS_HANG_GUARD_SECONDS,
     new_session: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `python -m agentbox ARGS` in a subprocess: the real entry point users run.
@@ -33,9 +40,6 @@ def run_cli(
     )
 
 
-# Long enough that no working limit comes near it (they end runs within seconds): a guard that
-# turns a hang into a failure, not a speed check (speed is measured in benchmarks/).
-HANG_GUARD_SECONDS = 120.0
 _POLL_SECONDS = 0.01
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentbox import ExitCode
-from tests.helpers import run_cli
+from tests.helpers import PROCESS_HANG_GUARD_SECONDS, run_cli
 
 HOST_FRAMES = re.compile(r'File "[^"]*(/agentbox/|agentbox_guest|/site-packages/)')
 
@@ -103,7 +103,7 @@ def test_huge_script_runs_or_fails_cleanly(tmp_path: Path) -> None:
     or be refused with one `agentbox:` line. Running out of the default 30 s timeout would mean
     agentbox itself spends the script's time moving its bytes."""
     data = b"# " + b"x" * (50 * 1024 * 1024) + b"\nprint('big ok')\n"
-    completed = run_cli("run", write(tmp_path, data, "big.py"), timeout=180)
+    completed = run_cli("run", write(tmp_path, data, "big.py"), timeout=PROCESS_HANG_GUARD_SECONDS)
     assert_clean(completed)
     if completed.returncode == ExitCode.OK:
         assert completed.stdout == b"big ok\n"
@@ -144,7 +144,10 @@ def test_file_that_fails_to_read_even_for_root() -> None:
 def _run_with_closed_stdin(*args: str) -> subprocess.CompletedProcess[bytes]:
     command = " ".join(f"'{arg}'" for arg in (sys.executable, "-m", "agentbox", *args))
     return subprocess.run(
-        ["sh", "-c", f"exec {command} <&-"], capture_output=True, timeout=60, check=False
+        ["sh", "-c", f"exec {command} <&-"],
+        capture_output=True,
+        timeout=PROCESS_HANG_GUARD_SECONDS,
+        check=False,
     )
 
 
@@ -165,7 +168,7 @@ def test_devnull_stdin_for_a_piped_script_is_an_empty_script() -> None:
         [sys.executable, "-m", "agentbox", "run", "-"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
-        timeout=60,
+        timeout=PROCESS_HANG_GUARD_SECONDS,
     )
     assert_clean(completed)
     assert (completed.returncode, completed.stdout, completed.stderr) == (ExitCode.OK, b"", b"")
