@@ -189,7 +189,93 @@ RESTRICTED_ONLY = [
 ]
 
 
-@pytest.mark.parametrize("code", ATTACKS + ADVISORIES + RESTRICTED_ONLY)
+# Issue 12: allowed library functions that copy attributes by a name the script chooses
+# (`functools.update_wrapper`) reached real modules through objects the script held.
+_CAPTURE = (
+    "box = []\n"
+    "class X:\n"
+    "    sys = property(lambda self: None, lambda self, value: box.append(value))\n"
+    "    tb = property(lambda self: None, lambda self, value: box.append(value))\n"
+)
+ATTRIBUTE_COPY = [
+    pytest.param(
+        "import functools, statistics\ndef f():\n    pass\n"
+        "functools.update_wrapper(f, statistics.mean, assigned=(), updated=('__globals__',))\n"
+        "print('ESCAPED', sys.modules['os'])",
+        id="update-wrapper-globals-statistics",
+    ),
+    pytest.param(
+        "import functools, statistics\ndef f():\n    pass\n"
+        "g = functools.wraps(statistics.mean, assigned=(), updated=('__globals__',))(f)\n"
+        "print('ESCAPED', sys.modules['builtins'])",
+        id="wraps-globals-statistics",
+    ),
+    pytest.param(
+        "import functools, datetime\n" + _CAPTURE
+        + "functools.update_wrapper(X(), datetime, assigned=('sys',), updated=())\n"
+        "print('ESCAPED', box[0].modules['os'])",
+        id="update-wrapper-datetime-sys",
+    ),
+    pytest.param(
+        "import functools, fractions\n" + _CAPTURE
+        + "functools.update_wrapper(X(), fractions, assigned=('sys',), updated=())\n"
+        "print('ESCAPED', box[0].modules['os'])",
+        id="update-wrapper-fractions-sys",
+    ),
+    pytest.param(
+        "import functools, math\n" + _CAPTURE
+        + "class Y:\n    pass\n"
+        "functools.update_wrapper(Y(), math.sqrt, assigned=('__self__',), updated=())\n"
+        "print('ESCAPED', box)",
+        id="update-wrapper-builtin-self",
+    ),
+    pytest.param(
+        "import functools\n" + _CAPTURE
+        + "try:\n    1/0\nexcept Exception as e:\n"
+        "    functools.update_wrapper(X(), e, assigned=('__traceback__',), updated=())\n"
+        "print('ESCAPED', box)",
+        id="update-wrapper-traceback",
+    ),
+    pytest.param(
+        "import statistics\nprint('ESCAPED', '{0.mean.__globals__}'.format(statistics))",
+        id="format-globals",
+    ),
+    pytest.param(
+        "import statistics\nprint('ESCAPED', '{m.__globals__[sys]}'.format_map({'m': statistics.mean}))",
+        id="format-map-globals",
+    ),
+    pytest.param(
+        "import json\nprint('ESCAPED', getattr(json.dumps, '__globals__'))", id="getattr-globals"
+    ),
+    pytest.param("print('ESCAPED', len.__self__)", id="builtin-self"),
+    pytest.param("print('ESCAPED', getattr(len, '__self__'))", id="getattr-builtin-self"),
+    pytest.param(
+        "import collections\nprint('ESCAPED', collections.Counter.most_common)", id="python-class"
+    ),
+    pytest.param("import fractions\nprint('ESCAPED', fractions.Fraction(1, 3))", id="fractions"),
+    pytest.param(
+        "import functools\nprint('ESCAPED', functools.reduce(getattr, ['__class__'], 1))",
+        id="reduce-getattr",
+    ),
+    pytest.param(
+        "print('ESCAPED', list(map(getattr, [1], ['__class__'])))", id="map-getattr"
+    ),
+    pytest.param(
+        "import operator\nprint('ESCAPED', operator.attrgetter('__class__')(1))", id="attrgetter"
+    ),
+    pytest.param(
+        "def g():\n    yield 1\nprint('ESCAPED', g().gi_frame.f_back.f_globals)", id="gi-frame-back"
+    ),
+    pytest.param(
+        "x = ().__class__.__mro__[-1].__subclasses__()\nprint('ESCAPED', x)", id="mro-walk"
+    ),
+    pytest.param(
+        "import copy\nprint('ESCAPED', copy.copy(len).__self__)", id="copy-builtin-self"
+    ),
+]
+
+
+@pytest.mark.parametrize("code", ATTACKS + ADVISORIES + RESTRICTED_ONLY + ATTRIBUTE_COPY)
 def test_attack_is_blocked(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "canary.txt").write_text("untouched")
     monkeypatch.chdir(tmp_path)  # the child inherits it as its working directory
