@@ -64,7 +64,9 @@ def run(code: str, timeout: float = 10, memory: int = 256 << 20, **limits: int) 
             id="imports",
         ),
         pytest.param(
-            "from collections import Counter\nprint(Counter('aab')['a'])", "2\n", id="from"
+            "from collections import defaultdict\nd = defaultdict(int)\nd['a'] = d['a'] + 2\nprint(d['a'])",
+            "2\n",
+            id="from",
         ),
         pytest.param("a, (b, c) = 1, (2, 3)\nx = 1\nx += a + b + c\nprint(x)", "7\n", id="unpack"),
         pytest.param("d = {}\nd['k'] = [1]\nd['k'][0] = 2\nprint(d)", "{'k': [2]}\n", id="write"),
@@ -75,6 +77,58 @@ def test_ordinary_scripts(code: str, stdout: str) -> None:
     result = run(code)
     assert (result.stdout, result.stderr, result.exit_code) == (stdout, "", 0)
     assert result.engine == "restricted"
+
+
+@pytest.mark.parametrize(
+    ("code", "stdout"),
+    [
+        pytest.param(
+            "import json\ntry:\n    json.loads('{')\nexcept json.JSONDecodeError as e:\n"
+            "    print('bad json:', e)",
+            "bad json: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n",
+            id="library-exception",
+        ),
+        pytest.param(
+            "import statistics\nprint(statistics.mean([1, 2]), "
+            "statistics.linear_regression([1, 2, 3], [2, 4, 6]))",
+            "1.5 (2.0, 0.0)\n",
+            id="named-tuple-result",
+        ),
+        pytest.param(
+            "import difflib\nprint(list(difflib.ndiff(['a'], ['b'])))",
+            "['- a', '+ b']\n",
+            id="library-generator",
+        ),
+        pytest.param(
+            "import functools\n@functools.lru_cache(maxsize=None)\ndef fib(n):\n"
+            "    return n if n < 2 else fib(n - 1) + fib(n - 2)\nprint(fib(50))",
+            "12586269025\n",
+            id="lru-cache",
+        ),
+        pytest.param(
+            "import re, time\nprint(re.findall('A', 'aA', re.I), "
+            "time.strptime('2024', '%Y').tm_year)",
+            "['a', 'A'] 2024\n",
+            id="flags-and-lazy-import",
+        ),
+        pytest.param(
+            "import sys\nprint('to err', file=sys.stderr)\nsys.stdout.write('out\\n')",
+            "out\n",
+            id="streams",
+        ),
+    ],
+)
+def test_curated_modules_work(code: str, stdout: str) -> None:
+    result = run(code)
+    assert (result.stdout, result.exit_code) == (stdout, 0), result.stderr
+
+
+def test_a_python_written_class_is_refused_with_one_clear_line() -> None:
+    result = run("from collections import Counter\n")
+    assert result.exit_code == ExitCode.SCRIPT_ERROR
+    assert result.stderr.strip().splitlines()[-1] == (
+        "AttributeError: module 'collections' has no attribute 'Counter' in the restricted engine"
+    )
 
 
 def test_stdin_and_input() -> None:
@@ -211,27 +265,27 @@ ATTRIBUTE_COPY = [
         id="wraps-globals-statistics",
     ),
     pytest.param(
-        "import functools, datetime\n" + _CAPTURE
+        "import functools, datetime\n"
+        + _CAPTURE
         + "functools.update_wrapper(X(), datetime, assigned=('sys',), updated=())\n"
         "print('ESCAPED', box[0].modules['os'])",
         id="update-wrapper-datetime-sys",
     ),
     pytest.param(
-        "import functools, fractions\n" + _CAPTURE
+        "import functools, fractions\n"
+        + _CAPTURE
         + "functools.update_wrapper(X(), fractions, assigned=('sys',), updated=())\n"
         "print('ESCAPED', box[0].modules['os'])",
         id="update-wrapper-fractions-sys",
     ),
     pytest.param(
-        "import functools, math\n" + _CAPTURE
-        + "class Y:\n    pass\n"
+        "import functools, math\n" + _CAPTURE + "class Y:\n    pass\n"
         "functools.update_wrapper(Y(), math.sqrt, assigned=('__self__',), updated=())\n"
         "print('ESCAPED', box)",
         id="update-wrapper-builtin-self",
     ),
     pytest.param(
-        "import functools\n" + _CAPTURE
-        + "try:\n    1/0\nexcept Exception as e:\n"
+        "import functools\n" + _CAPTURE + "try:\n    1/0\nexcept Exception as e:\n"
         "    functools.update_wrapper(X(), e, assigned=('__traceback__',), updated=())\n"
         "print('ESCAPED', box)",
         id="update-wrapper-traceback",
@@ -257,9 +311,7 @@ ATTRIBUTE_COPY = [
         "import functools\nprint('ESCAPED', functools.reduce(getattr, ['__class__'], 1))",
         id="reduce-getattr",
     ),
-    pytest.param(
-        "print('ESCAPED', list(map(getattr, [1], ['__class__'])))", id="map-getattr"
-    ),
+    pytest.param("print('ESCAPED', list(map(getattr, [1], ['__class__'])))", id="map-getattr"),
     pytest.param(
         "import operator\nprint('ESCAPED', operator.attrgetter('__class__')(1))", id="attrgetter"
     ),
@@ -269,9 +321,7 @@ ATTRIBUTE_COPY = [
     pytest.param(
         "x = ().__class__.__mro__[-1].__subclasses__()\nprint('ESCAPED', x)", id="mro-walk"
     ),
-    pytest.param(
-        "import copy\nprint('ESCAPED', copy.copy(len).__self__)", id="copy-builtin-self"
-    ),
+    pytest.param("import copy\nprint('ESCAPED', copy.copy(len).__self__)", id="copy-builtin-self"),
 ]
 
 
