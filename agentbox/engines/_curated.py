@@ -14,8 +14,11 @@ object the script held a path to `sys`. So a script holds no library function, c
   Python-written library classes are refused;
 - an exception leaving a library call is re-raised without its traceback, as its own type if
   that type is C-implemented or the script's, else as a fresh instance of its nearest such base;
-- the glue between the script and those calls runs in a namespace holding only Opaques, and the
-  script runs on a thread of its own, so no frame below or between leads to agentbox's globals.
+- the glue between the script and those calls runs in a namespace holding only Opaques.
+
+What remains reachable only through frames (the engine's guard functions are ordinary Python
+below some script frames) is behind the guard: frame, traceback and generator attributes are
+refused by name, and no exposed callable reads an attribute by a name its caller chooses.
 """
 
 import functools
@@ -130,14 +133,6 @@ def guard(target, *args, **kwargs):
     except BaseException as error:
         failure = launder(error)
     raise failure
-
-def run(code, namespace, outcome, done):
-    try:
-        execute(code, namespace)
-    except BaseException as error:
-        outcome.append(error)
-    finally:
-        done()
 """
 
 
@@ -190,10 +185,9 @@ class Curator:
             "BaseException": BaseException,
             "vet": opaque(self.vet),
             "launder": opaque(self.launder),
-            "execute": opaque(exec),
         }
         exec(compile(_GLUE, "<agentbox>", "exec"), glue)
-        self._call, self._guard, self._run = glue["call"], glue["guard"], glue["run"]
+        self._call, self._guard = glue["call"], glue["guard"]
         self.views = {name: self._view(name) for name in EXPOSED}
 
     # -------------------------------------------------------------- wrapping
@@ -205,10 +199,6 @@ class Curator:
     def guarded(self, target: Callable[..., Any]) -> Opaque:
         """One of the engine's own callables: results pass through, exceptions laundered."""
         return opaque(self._guard, opaque(target))
-
-    def runner(self) -> Opaque:
-        """`run(code, namespace, outcome, done)`: executes the script from the glue."""
-        return opaque(self._run)
 
     def _view(self, module_name: str) -> ModuleView:
         module = importlib.import_module(module_name)
