@@ -1,10 +1,13 @@
 """The `restricted` engine: RestrictedPython in a killable, resource-limited child process.
 
 RestrictedPython rewrites the script at compile time so that every attribute access, item
-access, iteration, attribute write and import goes through a guard this module defines. The
-guards are a Python-level policy inside the same interpreter as the script, which is weaker
-than the wasm engine's WebAssembly boundary (see docs/engines.md); the child process and its OS
-limits (`_child.harden`) are the second layer.
+access, iteration, attribute write and import goes through a guard this module defines. What
+the script can hold at all is curated (`_curated`): module views instead of modules, Opaque
+callables instead of functions, so that library code reading attributes *for* the script finds
+nothing (issue 12). All of it is a Python-level policy inside the same interpreter as the
+script, weaker than the wasm engine's WebAssembly boundary (see docs/engines.md); the child's
+process limits (`_child.harden`) and, on Linux, its seccomp filter (`_oslayer`) are the second
+layer.
 """
 
 import ast
