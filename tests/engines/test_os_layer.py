@@ -219,3 +219,55 @@ def test_an_ordinary_script_still_runs_under_the_filter() -> None:
         "raw", ScriptRequest(code.encode()), SETTINGS, SkillSet([]).bind_run()
     )
     assert (result.stdout, result.exit_code) == ('{"h": "2d711642", "r": true}\n', 0), result.stderr
+
+
+# Runs one restricted script from a separate parent whose sys.path is given, and prints the
+# warnings it emitted and the script's output.
+_DRIVER = """
+import json, sys, warnings
+sys.path[:0] = json.loads(sys.argv[1])
+from agentbox.engines._child import run_in_child
+from agentbox.engines.base import RunSettings, ScriptRequest
+from agentbox.limits import Limits
+from agentbox.skills import SkillSet
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    result = run_in_child("restricted", ScriptRequest(b"print(6 * 7)"),
+                          RunSettings(Limits(timeout=60)), SkillSet([]).bind_run())
+print(json.dumps([result.stdout, [f"{w.category.__name__}: {w.message}" for w in caught]]))
+"""
+
+
+def _drive(paths: list[str]) -> tuple[str, list[str]]:
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _DRIVER, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    stdout, warned = json.loads(done.stdout)
+    return stdout, warned
+
+
+def test_without_libseccomp_the_run_goes_on_with_one_clear_warning(tmp_path: Path) -> None:
+    """An installation without pyseccomp: every other package is there, that one is not."""
+    import RestrictedPython
+
+    site = Path(RestrictedPython.__file__).parents[1]
+    for entry in site.iterdir():
+        if not entry.name.startswith("pyseccomp"):
+            (tmp_path / entry.name).symlink_to(entry)
+    repo = str(Path(__file__).resolve().parents[2])
+    assert _drive([repo, str(site)]) == ("42\n", [])  # positive control: layer on, no warning
+    stdout, warned = _drive([repo, str(tmp_path)])
+    assert stdout == "42\n"
+    assert len(warned) == 1
+    assert warned[0].startswith(
+        "OSLayerWarning: warning: the fallback engine's OS layer is off: libseccomp is not usable"
+    )
+    assert warned[0].endswith(
+        "only the Python-level policy and process limits apply (see docs/engines.md)"
+    )
