@@ -381,8 +381,12 @@ def _guarded_hasattr(obj: Any, name: str) -> bool:
 
 
 def _type(obj: Any) -> type:
-    """One-argument `type` only: the three-argument form builds classes around the guards."""
-    return type(obj)
+    """One-argument `type` only, and never a metaclass: `type(int)` is `type` itself, whose
+    three-argument form builds classes with any dunder method, around the guards."""
+    kind = type(obj)
+    if issubclass(kind, type):
+        raise TypeError("type() of a class is not available in the restricted engine")
+    return kind
 
 
 def _inplace(op: str, target: Any, value: Any) -> Any:

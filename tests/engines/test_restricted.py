@@ -234,6 +234,11 @@ RESTRICTED_ONLY = [
     pytest.param("setattr(print, '__doc__', 'x')\nprint('ESCAPED')", id="setattr-dunder"),
     pytest.param("X = type('X', (), {})\nprint('ESCAPED', X)", id="type-3-args"),
     pytest.param(
+        "T = type(int)\nX = T('X', (), {'__getattr__': lambda self, name: name})\n"
+        "print('ESCAPED', X().anything)",
+        id="metaclass-via-type-of-type",
+    ),
+    pytest.param(
         "import functools\ndef f(x: 'int'):\n    pass\nprint('ESCAPED')", id="annotation-eval"
     ),
     pytest.param(
