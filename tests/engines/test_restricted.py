@@ -361,7 +361,8 @@ def test_allowed_modules_hand_out_no_raw_escape_hatches() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no resource module on Windows")
 def test_os_limits_hold_even_without_the_python_layer() -> None:
-    """`harden` alone stops files and sockets: the second layer behind the guards."""
+    """`harden` alone stops new files and sockets while the descriptor table stays full (all
+    macOS has); `os.close` undoes it, which is why Linux has seccomp (test_os_layer.py)."""
     probe = (
         "from agentbox.engines._child import harden\nimport socket\nharden(64 << 20)\n"
         "for attempt in (lambda: open('/tmp/agentbox-probe', 'w'), socket.socket):\n"
