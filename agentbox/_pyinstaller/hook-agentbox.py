@@ -18,6 +18,7 @@ from agentbox._pyinstaller import (
     guest_files,
     wasmtime_library,
 )
+from agentbox.engines._curated import LAZY_IMPORTS
 from agentbox.engines.restricted import ALLOWED_MODULES
 
 # The CLI imports each command module by name only when it is invoked (agentbox/cli/__init__.py).
@@ -27,7 +28,9 @@ hiddenimports = collect_submodules("agentbox.cli")
 hiddenimports += collect_submodules("agentbox.engines")
 hiddenimports += collect_submodules("RestrictedPython") + collect_submodules("asteval")
 # The stdlib modules a restricted script may import are imported by name in the child.
-hiddenimports += sorted(ALLOWED_MODULES)
+hiddenimports += sorted(ALLOWED_MODULES) + list(LAZY_IMPORTS)
+# The fallback child's OS layer on Linux (it warns and runs without when this is missing).
+hiddenimports += ["pyseccomp"]
 # compile_cache calls importlib.metadata.version("wasmtime").
 datas = copy_metadata("wasmtime")
 binaries = []

@@ -19,15 +19,18 @@ import io
 import json
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
+from agentbox.engines._oslayer import Confinement, OSLayerWarning
 from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.errors import UsageError
 from agentbox.exit_codes import ExitCode
@@ -131,6 +134,7 @@ class _ChildRun:
         self.stderr = CappedOutput(settings.limits.max_output)
         self._frames: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue()
         self._stderr_tail = bytearray()
+        self._warned = False
         self.process = subprocess.Popen(
             child_command(),
             stdin=subprocess.PIPE,
@@ -144,7 +148,7 @@ class _ChildRun:
         threading.Thread(target=self._read_frames, args=(self.process.stdout,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True).start()
         init = {
-            "engine": engine,
+            "worker": WORKERS[engine],
             "source": base64.b64encode(request.source).decode("ascii"),
             "filename": request.filename,
             "args": list(request.args),
@@ -209,6 +213,9 @@ class _ChildRun:
         elif tag == b"X":
             exit_code, error_type = _decode(body, int, str)
             return _finished(exit_code, error_type)
+        elif tag == b"W" and not self._warned:
+            self._warned = True  # once per run: a script past its policy could repeat it
+            warnings.warn(body[:300].decode("utf-8", "replace"), OSLayerWarning, stacklevel=2)
         else:
             raise _ProtocolError(f"frame {tag!r}")
         return None
@@ -231,8 +238,11 @@ class _ChildRun:
         return _Outcome(ExitCode.CRASH, "crash", f"the sandbox process died ({reason})")
 
     def close(self) -> None:
-        """The child never outlives its run."""
+        """Neither the child nor anything it started outlives the run: its whole process
+        group (its own session, see `start_new_session`) is killed."""
         with contextlib.suppress(OSError):
+            if os.name == "posix":
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.kill()
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
@@ -503,13 +513,14 @@ def exit_status(code: object, stderr: IO[str] | io.TextIOBase) -> int:
 
 
 def harden(memory: int) -> None:
-    """OS limits for the rest of the child's life; they also hold if the Python layer falls.
+    """Process limits for the rest of the child's life, under the OS layer (`_oslayer`).
 
     Linux: the address space may grow by `memory` bytes beyond what the interpreter has mapped
-    now; no new file descriptors (no files, sockets or pipes can be opened); no file writes;
-    no new processes (RLIMIT_NPROC, which root and CAP_SYS_RESOURCE ignore); no core dumps.
-    macOS does not enforce RLIMIT_AS, so there only the other limits apply; Windows has no
-    `resource` module and gets only the parent's deadline (see docs/engines.md).
+    now; no file can grow (RLIMIT_FSIZE=0); no core dumps; RLIMIT_NPROC=0. The descriptor table
+    is also filled and capped, which is all that stands between a script past the Python policy
+    and new files or sockets on macOS (and falls to `os.close`: issue 12); on Linux the seccomp
+    filter refuses them whatever the table holds. macOS does not enforce RLIMIT_AS; Windows has
+    no `resource` module and gets only the parent's deadline (see docs/engines.md).
     """
     try:
         import resource
@@ -570,8 +581,9 @@ def child_main() -> None:
     host = ChildHost(to_parent, from_parent, int(init["max_output"]))
     sys.stdout = host.stdout
     sys.stderr = host.stderr
-    worker = __import__(WORKERS[init["engine"]], fromlist=["execute"])
+    worker = __import__(init["worker"], fromlist=["prepare"])
     execute: Callable[[Script, ChildHost], tuple[int, str]] = worker.prepare()
+    confinement = Confinement()
     script = Script(
         source=base64.b64decode(init["source"]),
         filename=str(init["filename"]),
@@ -579,6 +591,8 @@ def child_main() -> None:
         stdin=base64.b64decode(init["stdin"]).decode("utf-8", "replace"),
     )
     harden(int(init["memory"]))
+    if (warning := confinement.apply()) is not None:
+        _write_frame(to_parent, b"W", warning.encode())
     try:
         exit_code, error_type = execute(script, host)
     except MemoryError:

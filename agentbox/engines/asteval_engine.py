@@ -9,6 +9,9 @@ memory are the child process's (`_child`), exactly as for the `restricted` engin
 
 import ast
 import io
+import os
+import re
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -64,8 +67,24 @@ class _Interpreter(asteval.Interpreter):  # type: ignore[misc]  # asteval ships 
         return value
 
 
+def host_path_scrubber() -> Callable[[str], str]:
+    """Replace every path under the host's Python, agentbox or working folder with
+    `<host path>`: an error message (a library's, the interpreter's) must not show them."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.getcwd(), os.path.expanduser("~")}
+    roots |= {entry for entry in sys.path if os.path.isabs(entry)}
+    roots = {root.rstrip(os.sep) for root in roots if len(root.rstrip(os.sep)) > 1}
+    pattern = re.compile(
+        "|".join(re.escape(root) + r"[^\s'\":,)]*" for root in sorted(roots, key=len, reverse=True))
+    )
+    return lambda text: pattern.sub("<host path>", text)
+
+
 def prepare() -> Callable[[Script, ChildHost], tuple[int, str]]:
-    """Everything is imported already; `execute` opens no files."""
+    """Import now what a run may need: after the OS layer no file can be opened."""
+    # CPython's parser imports `unicodedata` to normalise a non-ASCII identifier (NFKC).
+    import unicodedata  # noqa: F401
+
+    scrub = host_path_scrubber()
 
     def execute(script: Script, host: ChildHost) -> tuple[int, str]:
         stdin = io.StringIO(script.stdin)
@@ -101,8 +120,8 @@ def prepare() -> Callable[[Script, ChildHost], tuple[int, str]]:
         if isinstance(raised, ScriptExit):
             return exit_status(raised.code, host.stderr), ""
         exc_name, message = failure.get_error()
-        lineno = failure.lineno or 0
-        host.stderr.write(f'  File "{script.filename}", line {lineno}\n{message}\n')
+        lineno = failure.lineno or getattr(raised, "lineno", None) or 1
+        host.stderr.write(f'  File "{script.filename}", line {lineno}\n{scrub(message)}\n')
         return ExitCode.SCRIPT_ERROR, exc_name
 
     return execute

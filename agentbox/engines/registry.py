@@ -27,27 +27,26 @@ GUARANTEES: list[tuple[str, str, str, str]] = [
     (
         "network",
         "none: the guest has no socket imports (WebAssembly boundary)",
-        "no socket module importable; child cannot open new descriptors (Linux/macOS)",
-        "no imports at all; child cannot open new descriptors (Linux/macOS)",
+        "no socket module importable; Linux: seccomp refuses `socket` (macOS/Windows: policy only)",
+        "no imports at all; Linux: seccomp refuses `socket` (macOS/Windows: policy only)",
     ),
     (
         "files",
         "only `--mount` directories, via WASI preopens",
-        "no `open`, mounts refused; child cannot open new descriptors or write files (Linux/macOS)",
-        "`open` removed, mounts refused; child cannot open new descriptors or write files "
-        "(Linux/macOS)",
+        "no `open`, mounts refused; Linux: seccomp refuses every open and file-system change",
+        "`open` removed, mounts refused; Linux: seccomp refuses every open and file-system change",
     ),
     (
         "env",
         "only the variables given to the Sandbox",
-        "none: no `os`; child starts with an empty environment",
-        "none: no `os`; child starts with an empty environment",
+        "none: no `os`; empty environment in the child; Linux: /proc/<parent> unreadable",
+        "none: no `os`; empty environment in the child; Linux: /proc/<parent> unreadable",
     ),
     (
         "processes",
         "none: WASI has no process spawning",
-        "no `os`/`subprocess`; RLIMIT_NPROC=0 (not for root)",
-        "no imports; RLIMIT_NPROC=0 (not for root)",
+        "no `os`/`subprocess`; Linux: seccomp refuses fork/exec; process group killed at the end",
+        "no imports; Linux: seccomp refuses fork/exec; process group killed at the end",
     ),
     (
         "timeout",
@@ -82,7 +81,7 @@ GUARANTEES: list[tuple[str, str, str, str]] = [
     (
         "isolation boundary",
         "WebAssembly: the script's CPython is compiled to wasm",
-        "RestrictedPython guards in the script's own interpreter",
+        "RestrictedPython guards and curated module views in the script's own interpreter",
         "asteval's AST walker in the script's own interpreter",
     ),
 ]

@@ -1,10 +1,13 @@
 """The `restricted` engine: RestrictedPython in a killable, resource-limited child process.
 
 RestrictedPython rewrites the script at compile time so that every attribute access, item
-access, iteration, attribute write and import goes through a guard this module defines. The
-guards are a Python-level policy inside the same interpreter as the script, which is weaker
-than the wasm engine's WebAssembly boundary (see docs/engines.md); the child process and its OS
-limits (`_child.harden`) are the second layer.
+access, iteration, attribute write and import goes through a guard this module defines. What
+the script can hold at all is curated (`_curated`): module views instead of modules, Opaque
+callables instead of functions, so that library code reading attributes *for* the script finds
+nothing (issue 12). All of it is a Python-level policy inside the same interpreter as the
+script, weaker than the wasm engine's WebAssembly boundary (see docs/engines.md); the child's
+process limits (`_child.harden`) and, on Linux, its seccomp filter (`_oslayer`) are the second
+layer.
 """
 
 import ast
@@ -30,41 +33,21 @@ from RestrictedPython.Guards import (
 )
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
-from agentbox.engines._child import ChildHost, ChildProcessEngine, Script, exit_status
+from agentbox.engines._child import (
+    ChildHost,
+    ChildProcessEngine,
+    Script,
+    SkillError,
+    SkillFunction,
+    exit_status,
+)
+from agentbox.engines._curated import EXPOSED, LAZY_IMPORTS, Curator, ModuleView, opaque
 from agentbox.exit_codes import ExitCode
 
-# Modules a script may import. Each was checked for ways around the attribute guard: none
-# evaluates strings as code on the script's behalf, none hands out raw getattr (which is why
-# `operator` is absent: attrgetter/methodcaller bypass the guard), none formats with attribute
-# traversal (`string.Formatter`, `logging`: `string` is replaced by a shim). Module-valued
-# attributes (`json.codecs`, `re.enum`) are refused by the guard unless listed here.
-ALLOWED_MODULES = frozenset(
-    {
-        "base64",
-        "bisect",
-        "cmath",
-        "collections",
-        "collections.abc",
-        "copy",
-        "datetime",
-        "decimal",
-        "difflib",
-        "fractions",
-        "functools",
-        "hashlib",
-        "heapq",
-        "itertools",
-        "json",
-        "math",
-        "pprint",
-        "random",
-        "re",
-        "statistics",
-        "textwrap",
-        "time",
-        "unicodedata",
-    }
-)
+# Modules a script may import, as curated views (`_curated.EXPOSED`): none evaluates strings
+# as code, hands out raw getattr (`operator` is absent: attrgetter/methodcaller bypass the
+# guard) or copies attributes by a caller-chosen name; `string` is a shim without `Formatter`.
+ALLOWED_MODULES = frozenset(EXPOSED)
 
 # Attributes that walk from an object to frames, code or globals. Names starting with `_` are
 # refused anyway; `obj` is AttributeError.obj (CVE-2024-47532); `mro` lists a type's bases.
@@ -133,9 +116,15 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     except AttributeError:
         if default:
             return default[0]
-        raise AttributeError(
-            f"{type(obj).__name__!r} object has no attribute {name!r}"
-        ) from None  # drop the original: its `obj`/`name` would reach the script
+        owner = (
+            f"module {obj.__name__!r}"
+            if isinstance(obj, ModuleView)
+            else f"{type(obj).__name__!r} object"
+        )
+        raise AttributeError(  # a new error: the original's `obj`/`name` would reach the script
+            f"{owner} has no attribute {name!r}"
+            + (" in the restricted engine" if isinstance(obj, ModuleView) else "")
+        ) from None
     return _checked(value, name)
 
 
@@ -169,48 +158,69 @@ def _bound_format(obj: Any, name: str) -> Callable[..., str]:
         return _FORMATTER.vformat(str(text), args, kwargs)
 
     function = format_map if name == "format_map" else format_
-    return functools.partial(function, obj) if isinstance(obj, str) else function
+    return opaque(function, obj) if isinstance(obj, str) else opaque(function)
 
 
-def _string_shim() -> types.ModuleType:
+def _string_shim() -> ModuleView:
     """`string` without `Formatter` and `Template` (attribute traversal, CVE-2023-41039)."""
-    shim = types.ModuleType("string")
-    for name in (
-        "ascii_letters",
-        "ascii_lowercase",
-        "ascii_uppercase",
-        "capwords",
-        "digits",
-        "hexdigits",
-        "octdigits",
-        "printable",
-        "punctuation",
-        "whitespace",
-    ):
-        setattr(shim, name, getattr(string, name))
+    shim = ModuleView(
+        **{
+            name: getattr(string, name)
+            for name in (
+                "ascii_letters",
+                "ascii_lowercase",
+                "ascii_uppercase",
+                "digits",
+                "hexdigits",
+                "octdigits",
+                "printable",
+                "punctuation",
+                "whitespace",
+            )
+        }
+    )
+    shim.__name__ = "string"
     return shim
 
 
 class _Policy:
-    """The guards and builtins of one run (in the child)."""
+    """The guards, builtins and module views of one run (in the child).
+
+    Every callable the script can reach is an Opaque (`_curated`): the script holds no
+    function of agentbox, RestrictedPython or the standard library, so no attribute of
+    anything it holds leads to their globals.
+    """
 
     def __init__(self, script: Script, host: ChildHost) -> None:
         self.host = host
-        self.stdin = _StdinReader(script.stdin)
+        self.curator = Curator()
         self.classes: weakref.WeakSet[type] = weakref.WeakSet()
-        self.sys = types.ModuleType("sys")
-        for name, value in {
-            "argv": list(script.argv),
-            "exit": _exit,
-            "maxsize": sys.maxsize,
-            "stdin": self.stdin,
-            "stdout": host.stdout,
-            "stderr": host.stderr,
-            "version": sys.version,
-            "version_info": tuple(sys.version_info),
-        }.items():
-            setattr(self.sys, name, value)
-        self.shims = {"sys": self.sys, "string": _string_shim(), "skills": host.skills}
+        self.stdin = io.StringIO(script.stdin)
+        guarded = self.curator.guarded
+        self.sys = ModuleView(
+            argv=list(script.argv),
+            exit=guarded(_exit),
+            maxsize=sys.maxsize,
+            stdin=self.stdin,
+            stdout=_stream_view("sys.stdout", host.stdout, guarded),
+            stderr=_stream_view("sys.stderr", host.stderr, guarded),
+            version=sys.version,
+            version_info=tuple(sys.version_info),
+        )
+        self.sys.__name__ = "sys"
+        self.shims = {"sys": self.sys, "string": _string_shim(), "skills": self._skills()}
+
+    def _skills(self) -> ModuleView:
+        """`skills` as the wasm guest has it, with each skill an Opaque."""
+        expose, host = self.curator.expose, self.host
+        view = ModuleView(
+            **{spec["name"]: expose(SkillFunction(host, spec)) for spec in host.list_skills()}
+        )
+        view.list = expose(host.list_skills)
+        view.call_skill = expose(host.call_skill)
+        view.SkillError = SkillError
+        view.__name__ = "skills"
+        return view
 
     def import_(
         self,
@@ -224,14 +234,12 @@ class _Policy:
             raise ImportError("relative imports are not allowed")
         if name in self.shims:
             module = self.shims[name]
-        elif name in ALLOWED_MODULES:
-            module = __import__(name, fromlist=["_"] if fromlist else [])
+        elif name in self.curator.views:
+            module = self.curator.views[name]
         else:
             raise ImportError(f"import of {name!r} is not allowed")
         for attribute in fromlist or ():
             guarded_getattr(module, attribute)  # `from x import y` reads y without _getattr_
-        if not fromlist and "." in name:
-            return __import__(name.partition(".")[0])
         return module
 
     def write_guard(self, obj: Any) -> Any:
@@ -248,6 +256,7 @@ class _Policy:
             raise TypeError("metaclasses are not allowed")
         cls: type = builtins.__build_class__(function, name, *bases, **keywords)
         self.classes.add(cls)
+        self.curator.script_classes.add(id(cls))
         return cls
 
     def setattr_(self, obj: Any, name: str, value: Any) -> None:
@@ -260,8 +269,18 @@ class _Policy:
             raise AttributeError(f"cannot delete attribute {name!r}")
         delattr(self.write_guard(obj), name)
 
-    def print_factory(self, _getattr: Any = None) -> "_Printer":
-        return _Printer(self.host)
+    def print_factory(self, _getattr: Any = None) -> types.SimpleNamespace:
+        """RestrictedPython's `print` hook: `builtins.print`, whose default file is the
+        script's stdout in the child (`child_main`)."""
+        return types.SimpleNamespace(_call_print=opaque(print))
+
+    def input_(self, prompt: object = "") -> str:
+        if prompt:
+            print(prompt, end="")
+        line = self.stdin.readline()
+        if not line:
+            raise EOFError("EOF when reading a line")
+        return line.removesuffix("\n")
 
     def builtins(self) -> dict[str, Any]:
         table = dict(safe_builtins)
@@ -298,77 +317,55 @@ class _Policy:
             "StopAsyncIteration",
         ):
             table[name] = getattr(builtins, name)
+        guarded = self.curator.guarded
         table.update(
-            __build_class__=self.build_class,
-            __import__=self.import_,
-            call_skill=self.host.call_skill,
-            delattr=self.delattr_,
-            exit=_exit,
-            getattr=guarded_getattr,
-            hasattr=_guarded_hasattr,
-            input=self.stdin.input,
-            quit=_exit,
-            setattr=self.setattr_,
-            type=_type,
+            __build_class__=guarded(self.build_class),
+            __import__=guarded(self.import_),
+            call_skill=self.shims["skills"].call_skill,
+            delattr=guarded(self.delattr_),
+            exit=guarded(_exit),
+            getattr=guarded(guarded_getattr),
+            hasattr=guarded(_guarded_hasattr),
+            input=guarded(self.input_),
+            quit=guarded(_exit),
+            setattr=guarded(self.setattr_),
+            type=opaque(_type),
         )
         table.pop("_getattr_", None)
-        return table
+        # C builtins become Opaque too: `len.__self__` is the real `builtins` module.
+        return {
+            name: opaque(value)
+            if callable(value) and not isinstance(value, type | functools.partial)
+            else value
+            for name, value in table.items()
+        }
 
     def globals(self) -> dict[str, Any]:
-        return {
+        guarded = self.curator.guarded
+        namespace = {
             "__builtins__": self.builtins(),
             "__name__": "__main__",
             "__metaclass__": type,
-            "_apply_": _apply,
-            "_getattr_": guarded_getattr,
-            "_getitem_": operator.getitem,
-            "_getiter_": iter,
-            "_inplacevar_": _inplace,
-            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-            "_print_": self.print_factory,
-            "_unpack_sequence_": guarded_unpack_sequence,
-            "_write_": self.write_guard,
-            "skills": self.host.skills,
+            "_apply_": opaque(operator.call),
+            "_getattr_": guarded(guarded_getattr),
+            "_getitem_": opaque(operator.getitem),
+            "_getiter_": opaque(iter),
+            "_inplacevar_": guarded(_inplace),
+            "_iter_unpack_sequence_": guarded(guarded_iter_unpack_sequence),
+            "_print_": guarded(self.print_factory),
+            "_unpack_sequence_": guarded(guarded_unpack_sequence),
+            "_write_": guarded(self.write_guard),
+            "skills": self.shims["skills"],
         }
+        self.curator.script_globals = namespace
+        return namespace
 
 
-class _Printer:
-    """RestrictedPython's `print` hook: straight to the script's stdout (or `file=`)."""
-
-    def __init__(self, host: ChildHost) -> None:
-        self._host = host
-
-    def _call_print(self, *objects: Any, **kwargs: Any) -> None:
-        if kwargs.get("file") is None:
-            kwargs["file"] = self._host.stdout
-        print(*objects, **kwargs)
-
-
-class _StdinReader:
-    """`sys.stdin` and `input()` over the request's stdin."""
-
-    def __init__(self, text: str) -> None:
-        self._stream = io.StringIO(text)
-
-    def read(self, size: int = -1) -> str:
-        return self._stream.read(size)
-
-    def readline(self, size: int = -1) -> str:
-        return self._stream.readline(size)
-
-    def readlines(self) -> list[str]:
-        return self._stream.readlines()
-
-    def __iter__(self) -> Any:
-        return iter(self._stream.readlines())
-
-    def input(self, prompt: object = "") -> str:
-        if prompt:
-            print(prompt, end="", file=sys.stdout)
-        line = self._stream.readline()
-        if not line:
-            raise EOFError("EOF when reading a line")
-        return line.removesuffix("\n")
+def _stream_view(name: str, stream: Any, guarded: Callable[..., Any]) -> ModuleView:
+    """`sys.stdout`/`sys.stderr`: write and flush, nothing that leads to the stream object."""
+    view = ModuleView(write=guarded(stream.write), flush=guarded(stream.flush))
+    view.__name__ = name
+    return view
 
 
 def _exit(code: object = None) -> None:
@@ -384,12 +381,12 @@ def _guarded_hasattr(obj: Any, name: str) -> bool:
 
 
 def _type(obj: Any) -> type:
-    """One-argument `type` only: the three-argument form builds classes around the guards."""
-    return type(obj)
-
-
-def _apply(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return function(*args, **kwargs)
+    """One-argument `type` only, and never a metaclass: `type(int)` is `type` itself, whose
+    three-argument form builds classes with any dunder method, around the guards."""
+    kind = type(obj)
+    if issubclass(kind, type):
+        raise TypeError("type() of a class is not available in the restricted engine")
+    return kind
 
 
 def _inplace(op: str, target: Any, value: Any) -> Any:
@@ -409,7 +406,7 @@ class _AnnotationCheck(ast.NodeVisitor):
 
 def prepare() -> Callable[[Script, ChildHost], tuple[int, str]]:
     """Import everything a run may need now: after `harden` no file can be opened."""
-    for name in sorted(ALLOWED_MODULES):
+    for name in sorted(ALLOWED_MODULES) + list(LAZY_IMPORTS):
         __import__(name)
     traceback.format_exception(ValueError, ValueError("warm-up"), None)
 

@@ -56,6 +56,26 @@ ATTACKS = [
     pytest.param("x = 10**10**10\nprint('ESCAPED')", id="huge-power"),
     pytest.param("def f(n):\n    return f(n + 1)\nf(0)\nprint('ESCAPED')", id="deep-recursion"),
     pytest.param("raise SystemExit('bye')\nprint('ESCAPED')", id="system-exit-message"),
+    # Published RestrictedPython/asteval escape classes, re-tried on curated objects (issue 12).
+    pytest.param(
+        "def f():\n    pass\nprint('ESCAPED', '{0.__globals__}'.format(f))", id="format-globals"
+    ),
+    pytest.param(
+        "def f():\n    pass\nprint('ESCAPED', '{0:{1}}'.format(f, '{0.__globals__}'))",
+        id="format-nested-spec",
+    ),
+    pytest.param("def f():\n    pass\nprint('ESCAPED', f.__builtins__)", id="function-builtins"),
+    pytest.param("print('ESCAPED', (lambda: 0).__code__)", id="lambda-code"),
+    pytest.param("print('ESCAPED', getattr(1, '__cla' + 'ss__'))", id="getattr-computed"),
+    pytest.param("def g():\n    yield 1\nprint('ESCAPED', g().gi_code)", id="gi-code"),
+    pytest.param("async def c():\n    pass\nprint('ESCAPED', c().cr_frame)", id="cr-frame"),
+    pytest.param("async def a():\n    yield 1\nprint('ESCAPED', a().ag_frame)", id="ag-frame"),
+    pytest.param("print('ESCAPED', print.__self__)", id="print-self"),
+    pytest.param("print('ESCAPED', len.__self__.open)", id="len-self-open"),
+    pytest.param(
+        "try:\n    1/0\nexcept Exception as e:\n    print('ESCAPED', e.with_traceback(None).__traceback__)",
+        id="with-traceback",
+    ),
 ]
 
 # Published advisories, re-tried against both engines.

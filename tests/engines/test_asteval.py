@@ -1,13 +1,15 @@
 """The `asteval` engine: ordinary scripts, skills, limits and the attack corpus."""
 
 import asyncio
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from attack_corpus import ADVISORIES, ATTACKS, host_snapshot
 
-from agentbox.engines.asteval_engine import AstevalEngine
+from agentbox.engines.asteval_engine import AstevalEngine, host_path_scrubber
 from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import Limits
@@ -142,3 +144,50 @@ def test_attribute_base_is_evaluated_once() -> None:
         "n = [0]\ndef f():\n    n[0] += 1\n    return 'ab'\nx = f().upper()\nprint(n[0], x)"
     )
     assert result.stdout == "1 AB\n"
+
+
+def test_non_ascii_identifiers_work_as_in_python() -> None:
+    """Issue 12: any non-ASCII identifier failed, with a host path in the error."""
+    code = (
+        "über = {'ä': 1}\ndef grüße(n):\n    return n * 2\nπ = [ü for ü in range(3)]\n"
+        "µ = 3\nprint(über, grüße(2), π, μ)\n"  # µ (micro sign) is NFKC-normalised to μ
+    )
+    python = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert python.stdout == "{'ä': 1} 4 [0, 1, 2] 3\n"  # positive control: what Python does
+    result = run(code)
+    assert (result.stdout, result.stderr, result.exit_code) == (python.stdout, "", 0)
+
+
+HOST_PATHS = [
+    p for p in {sys.prefix, sys.base_prefix, os.getcwd(), str(Path(__file__).parents[2])} if p
+]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print(café)",
+        "def f(:\n",
+        "x = 1 / 0",
+        "import os",
+        "ñ = undefined_name + 1",
+        "raise ValueError('bad')",
+    ],
+    ids=["non-ascii-name-error", "syntax", "zero-division", "import", "assign", "raise"],
+)
+def test_errors_never_show_a_host_path(code: str) -> None:
+    result = run(code)
+    assert result.exit_code == ExitCode.SCRIPT_ERROR and "Error" in result.stderr
+    assert not [path for path in HOST_PATHS if path in result.stderr], result.stderr
+
+
+def test_the_scrubber_hides_a_real_host_path() -> None:
+    """Positive control for the scrubber itself, on the path the original error showed."""
+    import unicodedata
+
+    library = unicodedata.__file__
+    assert library is not None and Path(library).is_file()
+    scrubbed = host_path_scrubber()(f"RuntimeError: {library}: cannot open shared object file")
+    assert scrubbed == "RuntimeError: <host path>: cannot open shared object file"

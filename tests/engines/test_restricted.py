@@ -64,7 +64,9 @@ def run(code: str, timeout: float = 10, memory: int = 256 << 20, **limits: int) 
             id="imports",
         ),
         pytest.param(
-            "from collections import Counter\nprint(Counter('aab')['a'])", "2\n", id="from"
+            "from collections import defaultdict\nd = defaultdict(int)\nd['a'] = d['a'] + 2\nprint(d['a'])",
+            "2\n",
+            id="from",
         ),
         pytest.param("a, (b, c) = 1, (2, 3)\nx = 1\nx += a + b + c\nprint(x)", "7\n", id="unpack"),
         pytest.param("d = {}\nd['k'] = [1]\nd['k'][0] = 2\nprint(d)", "{'k': [2]}\n", id="write"),
@@ -75,6 +77,58 @@ def test_ordinary_scripts(code: str, stdout: str) -> None:
     result = run(code)
     assert (result.stdout, result.stderr, result.exit_code) == (stdout, "", 0)
     assert result.engine == "restricted"
+
+
+@pytest.mark.parametrize(
+    ("code", "stdout"),
+    [
+        pytest.param(
+            "import json\ntry:\n    json.loads('{')\nexcept json.JSONDecodeError as e:\n"
+            "    print('bad json:', e)",
+            "bad json: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n",
+            id="library-exception",
+        ),
+        pytest.param(
+            "import statistics\nprint(statistics.mean([1, 2]), "
+            "statistics.linear_regression([1, 2, 3], [2, 4, 6]))",
+            "1.5 (2.0, 0.0)\n",
+            id="named-tuple-result",
+        ),
+        pytest.param(
+            "import difflib\nprint(list(difflib.ndiff(['a'], ['b'])))",
+            "['- a', '+ b']\n",
+            id="library-generator",
+        ),
+        pytest.param(
+            "import functools\n@functools.lru_cache(maxsize=None)\ndef fib(n):\n"
+            "    return n if n < 2 else fib(n - 1) + fib(n - 2)\nprint(fib(50))",
+            "12586269025\n",
+            id="lru-cache",
+        ),
+        pytest.param(
+            "import re, time\nprint(re.findall('A', 'aA', re.I), "
+            "time.strptime('2024', '%Y').tm_year)",
+            "['a', 'A'] 2024\n",
+            id="flags-and-lazy-import",
+        ),
+        pytest.param(
+            "import sys\nprint('to err', file=sys.stderr)\nsys.stdout.write('out\\n')",
+            "out\n",
+            id="streams",
+        ),
+    ],
+)
+def test_curated_modules_work(code: str, stdout: str) -> None:
+    result = run(code)
+    assert (result.stdout, result.exit_code) == (stdout, 0), result.stderr
+
+
+def test_a_python_written_class_is_refused_with_one_clear_line() -> None:
+    result = run("from collections import Counter\n")
+    assert result.exit_code == ExitCode.SCRIPT_ERROR
+    assert result.stderr.strip().splitlines()[-1] == (
+        "AttributeError: module 'collections' has no attribute 'Counter' in the restricted engine"
+    )
 
 
 def test_stdin_and_input() -> None:
@@ -180,6 +234,11 @@ RESTRICTED_ONLY = [
     pytest.param("setattr(print, '__doc__', 'x')\nprint('ESCAPED')", id="setattr-dunder"),
     pytest.param("X = type('X', (), {})\nprint('ESCAPED', X)", id="type-3-args"),
     pytest.param(
+        "T = type(int)\nX = T('X', (), {'__getattr__': lambda self, name: name})\n"
+        "print('ESCAPED', X().anything)",
+        id="metaclass-via-type-of-type",
+    ),
+    pytest.param(
         "import functools\ndef f(x: 'int'):\n    pass\nprint('ESCAPED')", id="annotation-eval"
     ),
     pytest.param(
@@ -189,7 +248,89 @@ RESTRICTED_ONLY = [
 ]
 
 
-@pytest.mark.parametrize("code", ATTACKS + ADVISORIES + RESTRICTED_ONLY)
+# Issue 12: allowed library functions that copy attributes by a name the script chooses
+# (`functools.update_wrapper`) reached real modules through objects the script held.
+_CAPTURE = (
+    "box = []\n"
+    "class X:\n"
+    "    sys = property(lambda self: None, lambda self, value: box.append(value))\n"
+    "    tb = property(lambda self: None, lambda self, value: box.append(value))\n"
+)
+ATTRIBUTE_COPY = [
+    pytest.param(
+        "import functools, statistics\ndef f():\n    pass\n"
+        "functools.update_wrapper(f, statistics.mean, assigned=(), updated=('__globals__',))\n"
+        "print('ESCAPED', sys.modules['os'])",
+        id="update-wrapper-globals-statistics",
+    ),
+    pytest.param(
+        "import functools, statistics\ndef f():\n    pass\n"
+        "g = functools.wraps(statistics.mean, assigned=(), updated=('__globals__',))(f)\n"
+        "print('ESCAPED', sys.modules['builtins'])",
+        id="wraps-globals-statistics",
+    ),
+    pytest.param(
+        "import functools, datetime\n"
+        + _CAPTURE
+        + "functools.update_wrapper(X(), datetime, assigned=('sys',), updated=())\n"
+        "print('ESCAPED', box[0].modules['os'])",
+        id="update-wrapper-datetime-sys",
+    ),
+    pytest.param(
+        "import functools, fractions\n"
+        + _CAPTURE
+        + "functools.update_wrapper(X(), fractions, assigned=('sys',), updated=())\n"
+        "print('ESCAPED', box[0].modules['os'])",
+        id="update-wrapper-fractions-sys",
+    ),
+    pytest.param(
+        "import functools, math\n" + _CAPTURE + "class Y:\n    pass\n"
+        "functools.update_wrapper(Y(), math.sqrt, assigned=('__self__',), updated=())\n"
+        "print('ESCAPED', box)",
+        id="update-wrapper-builtin-self",
+    ),
+    pytest.param(
+        "import functools\n" + _CAPTURE + "try:\n    1/0\nexcept Exception as e:\n"
+        "    functools.update_wrapper(X(), e, assigned=('__traceback__',), updated=())\n"
+        "print('ESCAPED', box)",
+        id="update-wrapper-traceback",
+    ),
+    pytest.param(
+        "import statistics\nprint('ESCAPED', '{0.mean.__globals__}'.format(statistics))",
+        id="format-globals",
+    ),
+    pytest.param(
+        "import statistics\nprint('ESCAPED', '{m.__globals__[sys]}'.format_map({'m': statistics.mean}))",
+        id="format-map-globals",
+    ),
+    pytest.param(
+        "import json\nprint('ESCAPED', getattr(json.dumps, '__globals__'))", id="getattr-globals"
+    ),
+    pytest.param("print('ESCAPED', len.__self__)", id="builtin-self"),
+    pytest.param("print('ESCAPED', getattr(len, '__self__'))", id="getattr-builtin-self"),
+    pytest.param(
+        "import collections\nprint('ESCAPED', collections.Counter.most_common)", id="python-class"
+    ),
+    pytest.param("import fractions\nprint('ESCAPED', fractions.Fraction(1, 3))", id="fractions"),
+    pytest.param(
+        "import functools\nprint('ESCAPED', functools.reduce(getattr, ['__class__'], 1))",
+        id="reduce-getattr",
+    ),
+    pytest.param("print('ESCAPED', list(map(getattr, [1], ['__class__'])))", id="map-getattr"),
+    pytest.param(
+        "import operator\nprint('ESCAPED', operator.attrgetter('__class__')(1))", id="attrgetter"
+    ),
+    pytest.param(
+        "def g():\n    yield 1\nprint('ESCAPED', g().gi_frame.f_back.f_globals)", id="gi-frame-back"
+    ),
+    pytest.param(
+        "x = ().__class__.__mro__[-1].__subclasses__()\nprint('ESCAPED', x)", id="mro-walk"
+    ),
+    pytest.param("import copy\nprint('ESCAPED', copy.copy(len).__self__)", id="copy-builtin-self"),
+]
+
+
+@pytest.mark.parametrize("code", ATTACKS + ADVISORIES + RESTRICTED_ONLY + ATTRIBUTE_COPY)
 def test_attack_is_blocked(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "canary.txt").write_text("untouched")
     monkeypatch.chdir(tmp_path)  # the child inherits it as its working directory
@@ -220,7 +361,8 @@ def test_allowed_modules_hand_out_no_raw_escape_hatches() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no resource module on Windows")
 def test_os_limits_hold_even_without_the_python_layer() -> None:
-    """`harden` alone stops files and sockets: the second layer behind the guards."""
+    """`harden` alone stops new files and sockets while the descriptor table stays full (all
+    macOS has); `os.close` undoes it, which is why Linux has seccomp (test_os_layer.py)."""
     probe = (
         "from agentbox.engines._child import harden\nimport socket\nharden(64 << 20)\n"
         "for attempt in (lambda: open('/tmp/agentbox-probe', 'w'), socket.socket):\n"
