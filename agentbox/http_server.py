@@ -21,11 +21,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agentbox.admission import Admission, ServerBusyError
+from agentbox.limits import MAX_REQUEST_BYTES
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.sessions import SessionLimitError, SessionManager
+from agentbox.sessions import SessionManager
 
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
 _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "code": str,
     "session": str,
@@ -104,17 +105,20 @@ def _run_json(result: RunResult, session: str | None, notices: list[str]) -> dic
 
 
 def create_app(sandbox: Sandbox, sessions: SessionManager, token: str) -> Starlette:
-    """The HTTP API: POST /run, GET /sessions, DELETE /sessions/{id}, GET /skills."""
+    """The HTTP API: POST /run, GET /sessions, DELETE /sessions/{id}, GET /skills. Every run
+    passes the server caps (`Admission`) first."""
     max_timeout = sandbox.limits.timeout
+    gate = Admission()
 
     def execute(data: dict[str, Any]) -> dict[str, Any]:
         timeout = data.get("timeout")
         timeout = min(timeout, max_timeout) if timeout is not None else None
         stdin, session = data.get("stdin") or "", data.get("session")
-        if session is None:
-            return _run_json(sandbox.run(data["code"], stdin=stdin, timeout=timeout), None, [])
-        run = sessions.run(session, data["code"], stdin=stdin, timeout=timeout)
-        return _run_json(run.result, session, run.notices)
+        with gate.admitted(one_shot=session is None):
+            if session is None:
+                return _run_json(sandbox.run(data["code"], stdin=stdin, timeout=timeout), None, [])
+            run = sessions.run(session, data["code"], stdin=stdin, timeout=timeout)
+            return _run_json(run.result, session, run.notices)
 
     async def run(request: Request) -> Response:
         try:
@@ -122,7 +126,7 @@ def create_app(sandbox: Sandbox, sessions: SessionManager, token: str) -> Starle
             return JSONResponse(await anyio.to_thread.run_sync(execute, data))
         except BadRequest as error:
             return _error(str(error), error.status)
-        except SessionLimitError as error:
+        except ServerBusyError as error:  # a cap: every session busy, too many runs held
             return _error(str(error), 503)
         except ValueError as error:  # a bad session id
             return _error(str(error), 400)

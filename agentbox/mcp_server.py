@@ -25,11 +25,12 @@ from mcp.types import (
 from pydantic import BaseModel, Field, ValidationError
 
 from agentbox._version import __version__
+from agentbox.admission import Admission, ServerBusyError
 from agentbox.limits import MIB
 from agentbox.mcp_stdio import stdio_streams
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.sessions import MAX_SESSION_ID_LENGTH, SessionLimitError, SessionManager
+from agentbox.sessions import MAX_SESSION_ID_LENGTH, SessionManager
 
 
 class SkillCallOutput(BaseModel):
@@ -122,7 +123,9 @@ def _description(sandbox: Sandbox) -> str:
 
 
 def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
-    """The MCP server for `sandbox`; named sessions live in `sessions`."""
+    """The MCP server for `sandbox`; named sessions live in `sessions`. Every run passes the
+    server caps (`Admission`) first."""
+    gate = Admission()
     server = MCPServer(
         name="agentbox",
         version=__version__,
@@ -162,14 +165,17 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
         effective_timeout = min(timeout, max_timeout) if timeout is not None else None
         notices: list[str] = []
         try:
-            if session is None:
-                result = await sandbox.run_async(code, stdin=stdin or "", timeout=effective_timeout)
-            else:
-                run = await sessions.run_async(
-                    session, code, stdin=stdin or "", timeout=effective_timeout
-                )
-                result, notices = run.result, run.notices
-        except (SessionLimitError, ValueError) as error:
+            with gate.admitted(one_shot=session is None):
+                if session is None:
+                    result = await sandbox.run_async(
+                        code, stdin=stdin or "", timeout=effective_timeout
+                    )
+                else:
+                    run = await sessions.run_async(
+                        session, code, stdin=stdin or "", timeout=effective_timeout
+                    )
+                    result, notices = run.result, run.notices
+        except (ServerBusyError, ValueError) as error:
             raise ToolError(str(error)) from error
         structured = {
             **result.to_json(),

@@ -1,5 +1,6 @@
 """`agentbox serve` as a real process on 127.0.0.1, driven with a real HTTP client (urllib)."""
 
+import contextlib
 import json
 import os
 import re
@@ -42,14 +43,17 @@ class Server:
         return body
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextlib.contextmanager
+def started_server(cwd: Path, *options: str, stderr: Any = None, **popen: Any) -> Iterator[Server]:
+    """`agentbox serve --port 0 OPTIONS` as a real process, until the block ends."""
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "--port", "0", "--timeout", "5"],
+        [sys.executable, "-c", SERVE, "--port", "0", *options],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
-        cwd=tmp_path_factory.mktemp("serve"),
+        cwd=cwd,
         env=dict(os.environ),
+        **popen,
     )
     try:
         url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
@@ -59,6 +63,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.terminate()
         process.wait(timeout=30)
         process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with started_server(tmp_path_factory.mktemp("serve"), "--timeout", "5") as running:
+        yield running
 
 
 def test_listens_on_loopback_only(server: Server) -> None:

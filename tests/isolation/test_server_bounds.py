@@ -1,0 +1,141 @@
+"""Host bounds of the long-lived servers, attacked through the real processes.
+
+`agentbox mcp` is driven by the MCP SDK's own client (raw pipes for malformed input) and
+`agentbox serve` by urllib (raw sockets for malformed input). Each attack has a positive
+control: a marker proving the attack step ran, and a proper call that still succeeds.
+"""
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from anyio.from_thread import start_blocking_portal
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+from agentbox.limits import MAX_ABANDONED_MEMORY_BYTES, MAX_ABANDONED_RUNS, MAX_ONE_SHOT_RUNS, MIB
+from tests.helpers import wait_until
+from tests.mcp.test_http_server import started_server
+from tests.mcp.test_mcp_server import Client, server_command, text
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+BLOCKING_SKILL = str(FIXTURES / "blocking_skill.py")
+
+
+@contextlib.contextmanager
+def mcp_client(cwd: Path, *options: str) -> Iterator[Client]:
+    """`agentbox mcp OPTIONS` as a real process, spoken to by the SDK's client."""
+    command = server_command(*options)
+    params = StdioServerParameters(
+        command=command[0], args=command[1:], env=dict(os.environ), cwd=str(cwd)
+    )
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(stdio_client(params)) as (read, write),
+        portal.wrap_async_context_manager(ClientSession(read, write)) as session,
+    ):
+        portal.call(session.initialize)
+        yield Client(portal, session)
+
+
+class Blocker:
+    """Scripts that print a marker, then block in the `block` skill until `release()`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.release_file = folder / f"release-{uuid.uuid4().hex}"
+
+    def code(self, name: str) -> str:
+        started = self.folder / f"started-{name}"
+        return (
+            f"print('reached the host call', flush=True)\n"
+            f"call_skill('block', {{'release': {str(self.release_file)!r}, "
+            f"'started': {str(started)!r}}})\n"
+            "print('returned')"
+        )
+
+    def started(self, count: int) -> bool:
+        return len(list(self.folder.glob("started-*"))) >= count
+
+    def release(self) -> None:
+        self.release_file.touch()
+
+
+@pytest.mark.parametrize(
+    ("memory", "held"),
+    [
+        # 64 MiB each: the count cap is reached first.
+        ("64M", MAX_ABANDONED_RUNS),
+        # The memory cap is reached first: the sum of the runs' memory limits.
+        (f"{MAX_ABANDONED_MEMORY_BYTES // MIB // 2}M", 2),
+    ],
+)
+def test_mcp_refuses_runs_while_abandoned_runs_hold_too_much_then_recovers(
+    tmp_path: Path, memory: str, held: int
+) -> None:
+    """The attack: runs that block in a host call past their deadline, each keeping its Store
+    (before: five calls of 400 MiB pinned 2 GiB, never released)."""
+    blocker = Blocker(tmp_path)
+    with mcp_client(
+        tmp_path, "--timeout", "1", "--memory", memory, "--skills", BLOCKING_SKILL
+    ) as client:
+        for index in range(held):
+            result = client.run(blocker.code(str(index)))
+            assert result.structured_content["limit"] == "timeout", text(result)
+        assert blocker.started(held)  # each run really reached the host call and stayed there
+        refused = [client.run("print('one more')"), client.run("print(1)", session="s")]
+        for result in refused:
+            assert result.is_error
+            assert text(result).startswith(
+                f"Error executing tool run_python: new runs are refused for now: {held} "
+                "timed-out runs are still blocked in host calls"
+            ), text(result)
+        assert not client.call("list_sessions").is_error  # the server itself goes on serving
+        blocker.release()
+        # The workers return, their Stores are freed and the refusals end by themselves.
+        assert wait_until(lambda: not client.run("print('back')").is_error)
+        assert text(client.run("print('back')", session="s")) == "back"
+
+
+def test_serve_answers_503_while_abandoned_runs_hold_too_much_then_recovers(
+    tmp_path: Path,
+) -> None:
+    blocker = Blocker(tmp_path)
+    options = ("--timeout", "1", "--memory", "64M", "--skills", BLOCKING_SKILL)
+    with started_server(tmp_path, *options) as server:
+        for index in range(MAX_ABANDONED_RUNS):
+            assert server.run(blocker.code(str(index)))["limit"] == "timeout"
+        assert blocker.started(MAX_ABANDONED_RUNS)
+        status, body = server.request("POST", "/run", {"code": "print(1)"})
+        assert status == 503
+        assert body["error"].startswith("new runs are refused for now"), body
+        assert server.request("GET", "/sessions")[0] == 200
+        blocker.release()
+        assert wait_until(lambda: server.request("POST", "/run", {"code": "print(2)"})[0] == 200)
+
+
+def test_mcp_caps_one_shot_runs_in_progress(tmp_path: Path) -> None:
+    blocker = Blocker(tmp_path)
+    with mcp_client(tmp_path, "--timeout", "600", "--skills", BLOCKING_SKILL) as client:
+        pending = [
+            client.portal.start_task_soon(
+                client.session.call_tool, "run_python", {"code": blocker.code(str(index))}
+            )
+            for index in range(MAX_ONE_SHOT_RUNS)
+        ]
+        assert wait_until(lambda: blocker.started(MAX_ONE_SHOT_RUNS))
+        refused = client.run("print('one too many')")
+        assert refused.is_error
+        assert text(refused) == (
+            f"Error executing tool run_python: {MAX_ONE_SHOT_RUNS} runs without a session are "
+            f"already in progress (at most {MAX_ONE_SHOT_RUNS}); try again when one finishes"
+        )
+        # Sessions have their own cap: a session run is still admitted.
+        assert text(client.run("print('in a session')", session="s")) == "in a session"
+        blocker.release()
+        for call in pending:
+            assert text(call.result(timeout=120)) == "reached the host call\nreturned"
+        assert text(client.run("print('after')")) == "after"
