@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agentbox._version import __version__
 from agentbox.admission import Admission, ServerBusyError
 from agentbox.limits import MIB
-from agentbox.mcp_stdio import stdio_streams
+from agentbox.mcp_stdio import InvalidRequest, RequestTooLarge, stdio_streams
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
 from agentbox.sessions import MAX_SESSION_ID_LENGTH, SessionManager
@@ -218,13 +218,17 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
 
 
 def _protocol_error(error: Exception) -> SessionMessage:
-    """The JSON-RPC error for a line that is not JSON (-32700) or not a JSON-RPC message."""
+    """The JSON-RPC error for a line that is not JSON (-32700) or not a valid JSON-RPC message
+    (-32600; the transport's own refusals say why)."""
     not_json = isinstance(error, ValidationError) and any(
         detail["type"] == "json_invalid" for detail in error.errors()
     )
-    code, message = (
-        (PARSE_ERROR, "Parse error") if not_json else (INVALID_REQUEST, "Invalid Request")
-    )
+    if not_json:
+        code, message = PARSE_ERROR, "Parse error"
+    elif isinstance(error, RequestTooLarge | InvalidRequest):
+        code, message = INVALID_REQUEST, f"Invalid Request: {error}"
+    else:
+        code, message = INVALID_REQUEST, "Invalid Request"
     return SessionMessage(
         JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
     )

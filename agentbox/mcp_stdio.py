@@ -7,12 +7,18 @@ reads and writes them on the event loop instead. Anything else (a terminal, a fi
 gets the SDK's transport. Both hand the server the same streams: each line parsed into a
 `SessionMessage`, or the exception that says why it is not one.
 
+It refuses what the SDK's passes on: a line longer than `MAX_REQUEST_BYTES` is skipped as it
+arrives (never held whole in memory) and becomes `RequestTooLarge`, and a request whose id is
+not a string or an integer (the SDK takes it for a notification, which gets no reply) becomes
+`InvalidRequest`; the server answers both with a JSON-RPC error.
+
 Like the SDK's, it takes the wire off fds 0 and 1 while serving (fd 0 then reads /dev/null,
 fd 1 writes to stderr), so nothing else in the process can read a request or write into the
 replies, and puts both back on exit.
 """
 
 import asyncio
+import json
 import os
 import stat
 import sys
@@ -25,10 +31,21 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp.types import jsonrpc_message_adapter
+from mcp.types import JSONRPCNotification, jsonrpc_message_adapter
+
+from agentbox.limits import MAX_REQUEST_BYTES
 
 _STDIN_FD, _STDOUT_FD, _STDERR_FD = 0, 1, 2
 _READ_CHUNK = 1 << 16
+
+
+class RequestTooLarge(ValueError):
+    """A request line longer than `MAX_REQUEST_BYTES` (skipped, not parsed)."""
+
+
+class InvalidRequest(ValueError):
+    """JSON-RPC, but not a valid message (answered with -32600)."""
+
 
 Streams = tuple[
     MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]
@@ -60,7 +77,7 @@ async def stdio_streams() -> AsyncIterator[Streams]:
         async def read_requests() -> None:
             async with inbound_writer:
                 async for line in _lines(reader):
-                    await inbound_writer.send(_parse(line))
+                    await inbound_writer.send(_parse(line) if isinstance(line, bytes) else line)
 
         async def write_replies(tasks: anyio.abc.TaskGroup) -> None:
             async with outbound_reader:
@@ -87,23 +104,46 @@ def _parse(line: bytes) -> SessionMessage | Exception:
     """As the SDK's transport does: undecodable bytes become U+FFFD before JSON parsing."""
     try:
         text = line.decode("utf-8", errors="replace")
-        return SessionMessage(jsonrpc_message_adapter.validate_json(text, by_name=False))
+        message = jsonrpc_message_adapter.validate_json(text, by_name=False)
+        if isinstance(message, JSONRPCNotification):
+            _refuse_a_request_with_a_bad_id(text)
+        return SessionMessage(message)
     except Exception as error:  # noqa: BLE001 - answered with a JSON-RPC error by the server
         return error
 
 
-async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    """Each line read, however long (as the SDK's transport); a last unterminated one too."""
+def _refuse_a_request_with_a_bad_id(text: str) -> None:
+    """A notification has no `id`: one that has is a request whose id the SDK dropped because
+    it is not a string or an integer (MCP's RequestId); silence would leave the client waiting.
+    Parsed again only here: notifications are rare."""
+    if "id" in json.loads(text):
+        raise InvalidRequest("the request id must be a string or an integer")
+
+
+async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes | RequestTooLarge]:
+    """Each line read, and a last unterminated one; a line longer than `MAX_REQUEST_BYTES` is
+    dropped as it arrives (so memory stays bounded) and reported as `RequestTooLarge`."""
     pending = bytearray()
+    skipping = False
     while chunk := await reader.read(_READ_CHUNK):
         start = len(pending)
         pending += chunk
         while (end := pending.find(b"\n", start)) >= 0:
-            yield bytes(pending[:end])
+            yield _too_large() if skipping or end > MAX_REQUEST_BYTES else bytes(pending[:end])
+            skipping = False
             del pending[: end + 1]
             start = 0
-    if pending.strip():
+        if skipping or len(pending) > MAX_REQUEST_BYTES:
+            skipping = True
+            pending.clear()
+    if skipping:
+        yield _too_large()
+    elif pending.strip():
         yield bytes(pending)
+
+
+def _too_large() -> RequestTooLarge:
+    return RequestTooLarge(f"the request line is longer than {MAX_REQUEST_BYTES} bytes")
 
 
 def _both_ends_are_pipes() -> bool:

@@ -6,7 +6,10 @@ control: a marker proving the attack step ran, and a proper call that still succ
 """
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +19,17 @@ from anyio.from_thread import start_blocking_portal
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from agentbox.limits import MAX_ABANDONED_MEMORY_BYTES, MAX_ABANDONED_RUNS, MAX_ONE_SHOT_RUNS, MIB
+from agentbox.limits import (
+    MAX_ABANDONED_MEMORY_BYTES,
+    MAX_ABANDONED_RUNS,
+    MAX_ONE_SHOT_RUNS,
+    MAX_REQUEST_BYTES,
+    MIB,
+)
 from tests.helpers import wait_until
 from tests.mcp.test_http_server import started_server
 from tests.mcp.test_mcp_server import Client, server_command, text
+from tests.mcp.test_mcp_stdio import AGENTBOX_MCP, run_python_call, send, start_initialized
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BLOCKING_SKILL = str(FIXTURES / "blocking_skill.py")
@@ -139,3 +149,67 @@ def test_mcp_caps_one_shot_runs_in_progress(tmp_path: Path) -> None:
         for call in pending:
             assert text(call.result(timeout=120)) == "reached the host call\nreturned"
         assert text(client.run("print('after')")) == "after"
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
+def test_mcp_refuses_an_oversized_request_line_without_holding_it(tmp_path: Path) -> None:
+    """The attack: one request line 8 times the cap (a run_python call that would run), sent
+    through the pipe as MCP clients do. Before: read whole into memory, several copies."""
+    server = start_initialized(AGENTBOX_MCP, tmp_path, subprocess.DEVNULL)
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        peak_before = _peak_rss_bytes(server.pid)
+        call = json.dumps(run_python_call("print('too big')  # " + "x" * 8 * MAX_REQUEST_BYTES))
+        server.stdin.write(call.encode() + b"\n")
+        send(server, {**run_python_call("print('still serving')"), "id": 3})
+        refused = json.loads(server.stdout.readline())
+        assert refused == {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {
+                "code": -32600,
+                "message": "Invalid Request: the request line is longer than "
+                f"{MAX_REQUEST_BYTES} bytes",
+            },
+        }
+        answered = json.loads(server.stdout.readline())
+        assert answered["id"] == 3
+        assert answered["result"]["structuredContent"]["stdout"] == "still serving\n"
+        # The line went through the server (the next request was answered after it), but at
+        # most the cap of it was held at once.
+        assert _peak_rss_bytes(server.pid) - peak_before < 3 * MAX_REQUEST_BYTES
+    finally:
+        server.stdin.close()
+        assert server.wait(timeout=60) == 0
+        server.stdout.close()
+
+
+@pytest.mark.parametrize("bad_id", [{"a": 1}, [1], None, 1.5, True])
+def test_mcp_answers_a_request_whose_id_is_invalid(tmp_path: Path, bad_id: object) -> None:
+    """Before: the SDK took such a request for a notification and never answered it."""
+    server = start_initialized(AGENTBOX_MCP, tmp_path, subprocess.DEVNULL)
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        send(
+            server,
+            {"jsonrpc": "2.0", "id": bad_id, "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+        )
+        refused = json.loads(server.stdout.readline())
+        assert refused["id"] is None
+        assert refused["error"] == {
+            "code": -32600,
+            "message": "Invalid Request: the request id must be a string or an integer",
+        }
+        answered = json.loads(server.stdout.readline())  # the same request with a good id
+        assert answered["id"] == 3
+        assert "run_python" in [tool["name"] for tool in answered["result"]["tools"]]
+    finally:
+        server.stdin.close()
+        assert server.wait(timeout=60) == 0
+        server.stdout.close()
