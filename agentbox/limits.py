@@ -76,3 +76,7 @@ MAX_ABANDONED_MEMORY_BYTES = 1024 * MIB
 MAX_ONE_SHOT_RUNS = 8
 # The largest HTTP request body and the longest MCP request line (a script travels in it).
 MAX_REQUEST_BYTES = 16 * MIB
+# `agentbox serve`: a connection must deliver a complete request head this soon after it opens
+# (or after its previous response); at most this many connections are open at once.
+HTTP_HEAD_TIMEOUT_SECONDS = 10.0
+MAX_HTTP_CONNECTIONS = 128

@@ -8,6 +8,7 @@ control: a marker proving the attack step ran, and a proper call that still succ
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -27,7 +28,7 @@ from agentbox.limits import (
     MIB,
 )
 from tests.helpers import wait_until
-from tests.mcp.test_http_server import started_server
+from tests.mcp.test_http_server import Server, started_server
 from tests.mcp.test_mcp_server import Client, server_command, text
 from tests.mcp.test_mcp_stdio import AGENTBOX_MCP, run_python_call, send, start_initialized
 
@@ -213,3 +214,95 @@ def test_mcp_answers_a_request_whose_id_is_invalid(tmp_path: Path, bad_id: objec
         server.stdin.close()
         assert server.wait(timeout=60) == 0
         server.stdout.close()
+
+
+HALF_WRITTEN_HEAD = b"POST /run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le"
+
+
+def _connect(server: Server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=60)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """True once the server closed `sock` (whatever it sent before, e.g. a 400, is read)."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+def _all_closed_by_peer(sockets: set[socket.socket]) -> bool:
+    """Drops the ones the server closed from `sockets`; True once none is left."""
+    sockets.difference_update([sock for sock in sockets if _closed_by_peer(sock)])
+    return not sockets
+
+
+def _open_fd_limit(limit: int) -> None:
+    """In the server's process, before it starts: as few descriptors as a default shell."""
+    import resource  # POSIX only
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE")
+def test_serve_half_written_and_junk_connections_do_not_lock_out_the_token_holder(
+    tmp_path: Path,
+) -> None:
+    """The attack, from a local process without the token: more idle half-written requests
+    than the server has descriptors, plus junk requests that each made a warning. Before: the
+    token holder got no answer and stderr took ~600k lines."""
+    fd_limit = 512
+    stderr_path = tmp_path / "stderr"
+    with (
+        stderr_path.open("wb") as stderr,
+        started_server(
+            tmp_path, stderr=stderr, preexec_fn=lambda: _open_fd_limit(fd_limit)
+        ) as server,
+    ):
+        attackers = []
+        for _ in range(fd_limit + 100):
+            sock = _connect(server)
+            sock.sendall(HALF_WRITTEN_HEAD)
+            attackers.append(sock)
+        junk = []
+        for _ in range(200):
+            sock = _connect(server)
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            junk.append(sock)
+        status, body = server.request("POST", "/run", {"code": "print('token holder')"})
+        assert (status, body["stdout"]) == (200, "token holder\n")
+        # The attack ran: the junk got its 400s and was closed, and the server closed the
+        # half-written requests too (the oldest to make room, the rest at their head deadline).
+        assert wait_until(lambda: _all_closed_by_peer(set(junk)))
+        still_open = set(attackers)
+        assert wait_until(lambda: _all_closed_by_peer(still_open))
+        assert server.request("GET", "/sessions")[0] == 200
+        for sock in attackers + junk:
+            sock.close()
+    lines = stderr_path.read_bytes().splitlines()
+    assert len(lines) <= 10, lines
+    # One warning for the 200 junk requests; the rest are counted, not shown.
+    assert lines.count(b"agentbox serve: Invalid HTTP request received.") == 1, lines
+
+
+def test_serve_closes_connections_that_never_finish_a_request_head(tmp_path: Path) -> None:
+    with started_server(tmp_path) as server:
+        fresh = _connect(server)
+        fresh.sendall(HALF_WRITTEN_HEAD)
+        kept_alive = _connect(server)
+        request = (
+            "GET /sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {server.token}\r\n\r\n"
+        )
+        kept_alive.sendall(request.encode())
+        assert kept_alive.recv(1 << 16).startswith(b"HTTP/1.1 200 OK")  # the positive control
+        kept_alive.sendall(HALF_WRITTEN_HEAD)  # a second request on it, never finished
+        assert wait_until(lambda: _closed_by_peer(fresh) and _closed_by_peer(kept_alive))
+        fresh.close()
+        kept_alive.close()

@@ -24,12 +24,17 @@ class Server:
         self.token = token
 
     def request(
-        self, method: str, path: str, body: Any = None, token: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        scheme: str = "Bearer",
     ) -> tuple[int, dict[str, Any]]:
         data = body if isinstance(body, bytes) else None
         if body is not None and data is None:
             data = json.dumps(body).encode()
-        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
+        headers = {"Authorization": f"{scheme} {self.token if token is None else token}"}
         request = urllib.request.Request(self.url + path, data, headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -81,6 +86,17 @@ def test_requests_without_the_token_are_refused(server: Server, token: str) -> N
     assert status == 401
     assert "token" in body["error"]
     assert server.request("GET", "/sessions", token=token)[0] == 401
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer ", "bEaReR"])
+def test_the_scheme_is_case_insensitive(server: Server, scheme: str) -> None:
+    """RFC 7235: `bearer TOKEN` is as good as `Bearer TOKEN`; the token itself is not."""
+    status, body = server.request("POST", "/run", {"code": "print(1)"}, scheme=scheme)
+    assert (status, body["stdout"]) == (200, "1\n")
+    wrong = server.request("POST", "/run", {"code": "print(1)"}, token="wrong", scheme=scheme)
+    assert wrong[0] == 401
+    assert server.request("GET", "/skills", token=server.token.upper(), scheme=scheme)[0] == 401
+    assert server.request("GET", "/skills", scheme="Basic")[0] == 401
 
 
 def test_run_returns_the_json_result(server: Server) -> None:
