@@ -11,9 +11,11 @@ import os
 import socket
 import subprocess
 import sys
+import tty
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from anyio.from_thread import start_blocking_portal
@@ -27,10 +29,10 @@ from agentbox.limits import (
     MAX_REQUEST_BYTES,
     MIB,
 )
-from tests.helpers import wait_until
+from tests.helpers import returns, wait_until
 from tests.mcp.test_http_server import Server, started_server
-from tests.mcp.test_mcp_server import Client, server_command, text
-from tests.mcp.test_mcp_stdio import AGENTBOX_MCP, run_python_call, send, start_initialized
+from tests.mcp.test_mcp_server import INITIALIZE, Client, server_command, text
+from tests.mcp.test_mcp_stdio import AGENTBOX_MCP, run_python_call
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BLOCKING_SKILL = str(FIXTURES / "blocking_skill.py")
@@ -153,67 +155,102 @@ def test_mcp_caps_one_shot_runs_in_progress(tmp_path: Path) -> None:
 
 
 def _peak_rss_bytes(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+    """The process's own peak RSS since exec (its rusage would also count the test's memory
+    it was forked from); 0 where there is no /proc."""
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        return 0
+    return int(status.read_text().split("VmHWM:")[1].split()[0]) * 1024
+
+
+def _mcp_replies(
+    cwd: Path, stdin_kind: str, *lines: bytes
+) -> tuple[dict[Any, dict[str, Any]], int]:
+    """What `agentbox mcp` answers to a handshake then `lines` (by id: the replies of
+    concurrent requests come in any order), and its peak RSS in bytes. Its stdin is a pipe
+    (as MCP clients start it, read on the event loop) or a raw terminal (read on threads)."""
+    handshake = [INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    payload = b"".join(
+        line + b"\n" for line in [*(json.dumps(m).encode() for m in handshake), *lines]
+    )
+    controller, terminal = os.openpty() if stdin_kind == "terminal" else (-1, -1)
+    if stdin_kind == "terminal":
+        tty.setraw(terminal)  # no line length limit, no echo
+    server = subprocess.Popen(
+        AGENTBOX_MCP,
+        stdin=subprocess.PIPE if stdin_kind == "pipe" else terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+    wire = server.stdin if server.stdin is not None else os.fdopen(controller, "wb")
+    assert server.stdout is not None
+    try:
+        wire.write(payload)
+        wire.flush()
+        replies = [json.loads(returns(server.stdout.readline)) for _ in range(len(lines) + 1)]
+        peak = _peak_rss_bytes(server.pid)
+    finally:
+        wire.close()  # the end of input (a terminal hangs up)
+        if stdin_kind == "terminal":
+            os.close(terminal)
+        server.stdout.close()
+    assert server.wait(timeout=60) == 0
+    by_id = {reply["id"]: reply for reply in replies}
+    assert len(by_id) == len(replies), replies
+    assert by_id.pop(1)["result"]["serverInfo"]["name"] == "agentbox"  # initialize
+    return by_id, peak
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
-def test_mcp_refuses_an_oversized_request_line_without_holding_it(tmp_path: Path) -> None:
-    """The attack: one request line 8 times the cap (a run_python call that would run), sent
-    through the pipe as MCP clients do. Before: read whole into memory, several copies."""
-    server = start_initialized(AGENTBOX_MCP, tmp_path, subprocess.DEVNULL)
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        peak_before = _peak_rss_bytes(server.pid)
-        call = json.dumps(run_python_call("print('too big')  # " + "x" * 8 * MAX_REQUEST_BYTES))
-        server.stdin.write(call.encode() + b"\n")
-        send(server, {**run_python_call("print('still serving')"), "id": 3})
-        refused = json.loads(server.stdout.readline())
-        assert refused == {
-            "jsonrpc": "2.0",
-            "id": None,
-            "error": {
-                "code": -32600,
-                "message": "Invalid Request: the request line is longer than "
-                f"{MAX_REQUEST_BYTES} bytes",
-            },
-        }
-        answered = json.loads(server.stdout.readline())
-        assert answered["id"] == 3
-        assert answered["result"]["structuredContent"]["stdout"] == "still serving\n"
-        # The line went through the server (the next request was answered after it), but at
-        # most the cap of it was held at once.
-        assert _peak_rss_bytes(server.pid) - peak_before < 3 * MAX_REQUEST_BYTES
-    finally:
-        server.stdin.close()
-        assert server.wait(timeout=60) == 0
-        server.stdout.close()
+@pytest.mark.parametrize("stdin_kind", ["pipe", "terminal"])
+def test_mcp_refuses_an_oversized_request_line_without_holding_it(
+    tmp_path: Path, stdin_kind: str
+) -> None:
+    """The attack: one run_python call 8 times the line cap. Before: read whole into memory
+    (several copies) and run. The control: the same call, small, is answered and runs."""
+
+    def call(padding: int) -> bytes:
+        return json.dumps(run_python_call("print('ran')  # " + "x" * padding)).encode()
+
+    after = json.dumps({**run_python_call("print('still serving')"), "id": 3}).encode()
+    control, control_peak = _mcp_replies(tmp_path, stdin_kind, call(100), after)
+    assert control[2]["result"]["structuredContent"]["stdout"] == "ran\n"
+    assert control[3]["result"]["structuredContent"]["stdout"] == "still serving\n"
+    replies, peak = _mcp_replies(tmp_path, stdin_kind, call(8 * MAX_REQUEST_BYTES), after)
+    assert replies[None] == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": -32600,
+            "message": f"Invalid Request: the request line is longer than {MAX_REQUEST_BYTES} bytes",
+        },
+    }
+    assert replies[3]["result"]["structuredContent"]["stdout"] == "still serving\n"
+    # The whole line went through the server, but at most about the cap of it at once.
+    assert peak - control_peak < 3 * MAX_REQUEST_BYTES
 
 
+@pytest.mark.parametrize("stdin_kind", ["pipe", "terminal"])
 @pytest.mark.parametrize("bad_id", [{"a": 1}, [1], None, 1.5, True])
-def test_mcp_answers_a_request_whose_id_is_invalid(tmp_path: Path, bad_id: object) -> None:
-    """Before: the SDK took such a request for a notification and never answered it."""
-    server = start_initialized(AGENTBOX_MCP, tmp_path, subprocess.DEVNULL)
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        send(
-            server,
-            {"jsonrpc": "2.0", "id": bad_id, "method": "tools/list"},
-            {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
-        )
-        refused = json.loads(server.stdout.readline())
-        assert refused["id"] is None
-        assert refused["error"] == {
+def test_mcp_answers_a_request_whose_id_is_invalid(
+    tmp_path: Path, stdin_kind: str, bad_id: object
+) -> None:
+    """Before: the SDK took such a request for a notification and never answered it. The
+    control: the same request with a good id is answered."""
+    requests = [
+        {"jsonrpc": "2.0", "id": request_id, "method": "tools/list"} for request_id in (bad_id, 3)
+    ]
+    replies, _ = _mcp_replies(tmp_path, stdin_kind, *(json.dumps(r).encode() for r in requests))
+    assert replies[None] == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
             "code": -32600,
             "message": "Invalid Request: the request id must be a string or an integer",
-        }
-        answered = json.loads(server.stdout.readline())  # the same request with a good id
-        assert answered["id"] == 3
-        assert "run_python" in [tool["name"] for tool in answered["result"]["tools"]]
-    finally:
-        server.stdin.close()
-        assert server.wait(timeout=60) == 0
-        server.stdout.close()
+        },
+    }
+    assert "run_python" in [tool["name"] for tool in replies[3]["result"]["tools"]]
 
 
 HALF_WRITTEN_HEAD = b"POST /run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le"
