@@ -30,6 +30,7 @@ from agentbox.limits import (
     MIB,
 )
 from tests.helpers import returns, wait_until
+from tests.isolation.test_limit_enforcement import RAW_TIME
 from tests.mcp.test_http_server import Server, started_server
 from tests.mcp.test_mcp_server import INITIALIZE, Client, server_command, text
 from tests.mcp.test_mcp_stdio import AGENTBOX_MCP, run_python_call
@@ -111,6 +112,18 @@ def test_mcp_refuses_runs_while_abandoned_runs_hold_too_much_then_recovers(
         # The workers return, their Stores are freed and the refusals end by themselves.
         assert wait_until(lambda: not client.run("print('back')").is_error)
         assert text(client.run("print('back')", session="s")) == "back"
+
+
+def test_mcp_cap_also_counts_runs_blocked_in_the_sandboxs_own_host_calls(tmp_path: Path) -> None:
+    """No skill needed: a raw WASI sleep also blocks in a host call past the deadline."""
+    with mcp_client(tmp_path, "--timeout", "1", "--memory", "64M") as client:
+        for _ in range(MAX_ABANDONED_RUNS):
+            result = client.run("print('sleeping')\n" + RAW_TIME + "raw.sleep(3600)")
+            assert result.structured_content["limit"] == "timeout", text(result)
+            assert result.structured_content["stdout"] == "sleeping\n"
+        refused = client.run("print('one more')")
+        assert refused.is_error
+        assert f"refused for now: {MAX_ABANDONED_RUNS} timed-out runs" in text(refused)
 
 
 def test_serve_answers_503_while_abandoned_runs_hold_too_much_then_recovers(
