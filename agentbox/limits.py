@@ -64,3 +64,19 @@ class Limits:
     def with_timeout(self, timeout: float | None) -> "Limits":
         """These limits with a per-run wall-clock override (validated like any other)."""
         return self if timeout is None else dataclasses.replace(self, timeout=timeout)
+
+
+# What one long-lived server process (`agentbox mcp`, `agentbox serve`) holds at most.
+# A run the watchdog abandoned (blocked in a host call past its deadline) keeps its Store until
+# its worker returns: new runs are refused while this many are held, or this much memory (the
+# sum of their memory limits).
+MAX_ABANDONED_RUNS = 4
+MAX_ABANDONED_MEMORY_BYTES = 1024 * MIB
+# Runs without a session in progress at once (sessions have their own cap, --max-sessions).
+MAX_ONE_SHOT_RUNS = 8
+# The largest HTTP request body and the longest MCP request line (a script travels in it).
+MAX_REQUEST_BYTES = 16 * MIB
+# `agentbox serve`: a connection must deliver a complete request head this soon after it opens
+# (or after its previous response); at most this many connections are open at once.
+HTTP_HEAD_TIMEOUT_SECONDS = 10.0
+MAX_HTTP_CONNECTIONS = 128

@@ -32,7 +32,8 @@ def serve(
     """Serve Python execution over HTTP on 127.0.0.1, for local apps that do not speak MCP.
 
     A new random token is printed at start; every request must send it as
-    `Authorization: Bearer TOKEN`.
+    `Authorization: Bearer TOKEN`. A run is answered with 503 while a server cap is reached
+    (every session busy, too many runs in progress or held by blocked host calls).
 
     \b
       POST   /run              {"code": ..., "session"?, "timeout"?, "stdin"?} -> run --json object

@@ -4,15 +4,24 @@ Starlette routes on uvicorn (both come with the MCP SDK). Every request needs th
 the server printed at start: anything on the machine can reach 127.0.0.1, so the token is what
 keeps other local processes (and web pages doing DNS rebinding) from running code here.
 Runs happen on worker threads, so one slow script never blocks other requests.
+
+Processes without the token can still open connections. So that they cannot lock the token
+holder out (before: ~1000 idle half-written requests did, and logged ~600k lines), each
+connection must send a complete request head within `HTTP_HEAD_TIMEOUT_SECONDS` of opening (or
+of its previous response), at most `MAX_HTTP_CONNECTIONS` are open at once (a new one closes
+the connection that has waited longest for its head), and uvicorn's and asyncio's warnings are
+summarised (`agentbox.server.log_summary`) instead of one line per request.
 """
 
+import asyncio
 import hmac
 import json
 import socket
 from dataclasses import asdict
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,12 +29,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from agentbox.limits import HTTP_HEAD_TIMEOUT_SECONDS, MAX_HTTP_CONNECTIONS, MAX_REQUEST_BYTES
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.server.sessions import SessionLimitError, SessionManager
+from agentbox.server.admission import Admission, ServerBusyError
+from agentbox.server.log_summary import quiet_server_logs
+from agentbox.server.sessions import SessionManager
 
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
 _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "code": str,
     "session": str,
@@ -35,24 +47,28 @@ _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
 
 
 class BearerAuth:
-    """Refuses any request without `Authorization: Bearer <token>` (constant-time compare)."""
+    """Refuses any request without `Authorization: Bearer <token>` (constant-time compare; the
+    scheme is case-insensitive, RFC 7235)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                response = JSONResponse(
-                    {"error": "missing or wrong bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
+        if scope["type"] == "http" and not self._authorized(scope):
+            response = JSONResponse(
+                {"error": "missing or wrong bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        scheme, _, credentials = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        given = credentials.strip(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given, self.expected)
 
 
 class BadRequest(Exception):
@@ -104,17 +120,20 @@ def _run_json(result: RunResult, session: str | None, notices: list[str]) -> dic
 
 
 def create_app(sandbox: Sandbox, sessions: SessionManager, token: str) -> Starlette:
-    """The HTTP API: POST /run, GET /sessions, DELETE /sessions/{id}, GET /skills."""
+    """The HTTP API: POST /run, GET /sessions, DELETE /sessions/{id}, GET /skills. Every run
+    passes the server caps (`Admission`) first."""
     max_timeout = sandbox.limits.timeout
+    gate = Admission()
 
     def execute(data: dict[str, Any]) -> dict[str, Any]:
         timeout = data.get("timeout")
         timeout = min(timeout, max_timeout) if timeout is not None else None
         stdin, session = data.get("stdin") or "", data.get("session")
-        if session is None:
-            return _run_json(sandbox.run(data["code"], stdin=stdin, timeout=timeout), None, [])
-        run = sessions.run(session, data["code"], stdin=stdin, timeout=timeout)
-        return _run_json(run.result, session, run.notices)
+        with gate.admitted(one_shot=session is None):
+            if session is None:
+                return _run_json(sandbox.run(data["code"], stdin=stdin, timeout=timeout), None, [])
+            run = sessions.run(session, data["code"], stdin=stdin, timeout=timeout)
+            return _run_json(run.result, session, run.notices)
 
     async def run(request: Request) -> Response:
         try:
@@ -122,7 +141,7 @@ def create_app(sandbox: Sandbox, sessions: SessionManager, token: str) -> Starle
             return JSONResponse(await anyio.to_thread.run_sync(execute, data))
         except BadRequest as error:
             return _error(str(error), error.status)
-        except SessionLimitError as error:
+        except ServerBusyError as error:  # a cap: every session busy, too many runs held
             return _error(str(error), 503)
         except ValueError as error:  # a bad session id
             return _error(str(error), 400)
@@ -171,7 +190,70 @@ def listen(port: int) -> socket.socket:
     return sock
 
 
+class _GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 connection with the two bounds it lacks: a deadline for each request
+    head, and a cap on open connections."""
+
+    max_connections: ClassVar[int] = MAX_HTTP_CONNECTIONS
+    head_timeout: ClassVar[float] = HTTP_HEAD_TIMEOUT_SECONDS
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._await_head()
+        if len(self._open_connections()) > self.max_connections:
+            self._make_room()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        """From now on, the next request head must arrive within `head_timeout`."""
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self.waiting_since = self.loop.time()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._close_if_waiting)
+
+    def waiting_for_head(self) -> bool:
+        return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+
+    def _close_if_waiting(self) -> None:
+        if self.waiting_for_head():
+            self.transport.close()
+
+    def _open_connections(self) -> list["_GuardedH11Protocol"]:
+        """This server's connections not yet closing (all of them are of this class)."""
+        return [
+            c
+            for c in self.connections
+            if isinstance(c, _GuardedH11Protocol) and not c.transport.is_closing()
+        ]
+
+    def _make_room(self) -> None:
+        """Close the connection that has waited longest for a request head; this new one if
+        every other is in the middle of a request."""
+        waiting = [c for c in self._open_connections() if c is not self and c.waiting_for_head()]
+        oldest = min(waiting, key=lambda c: c.waiting_since, default=self)
+        oldest.transport.close()
+
+
 def serve(app: Starlette, sock: socket.socket) -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM)."""
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    """Serve until interrupted (Ctrl-C / SIGTERM); no per-request log lines."""
+    quiet_server_logs("agentbox serve", "uvicorn", "asyncio")
+    config = uvicorn.Config(
+        app,
+        http=_GuardedH11Protocol,
+        # Also how many connections asyncio accepts in one go, before any can be closed.
+        backlog=MAX_HTTP_CONNECTIONS,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
     uvicorn.Server(config).run(sockets=[sock])

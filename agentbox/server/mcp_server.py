@@ -28,8 +28,9 @@ from agentbox._version import __version__
 from agentbox.limits import MIB
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
-from agentbox.server.mcp_stdio import stdio_streams
-from agentbox.server.sessions import MAX_SESSION_ID_LENGTH, SessionLimitError, SessionManager
+from agentbox.server.admission import Admission, ServerBusyError
+from agentbox.server.mcp_stdio import InvalidRequest, RequestTooLarge, stdio_streams
+from agentbox.server.sessions import MAX_SESSION_ID_LENGTH, SessionManager
 
 
 class SkillCallOutput(BaseModel):
@@ -122,7 +123,9 @@ def _description(sandbox: Sandbox) -> str:
 
 
 def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
-    """The MCP server for `sandbox`; named sessions live in `sessions`."""
+    """The MCP server for `sandbox`; named sessions live in `sessions`. Every run passes the
+    server caps (`Admission`) first."""
+    gate = Admission()
     server = MCPServer(
         name="agentbox",
         version=__version__,
@@ -162,14 +165,17 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
         effective_timeout = min(timeout, max_timeout) if timeout is not None else None
         notices: list[str] = []
         try:
-            if session is None:
-                result = await sandbox.run_async(code, stdin=stdin or "", timeout=effective_timeout)
-            else:
-                run = await sessions.run_async(
-                    session, code, stdin=stdin or "", timeout=effective_timeout
-                )
-                result, notices = run.result, run.notices
-        except (SessionLimitError, ValueError) as error:
+            with gate.admitted(one_shot=session is None):
+                if session is None:
+                    result = await sandbox.run_async(
+                        code, stdin=stdin or "", timeout=effective_timeout
+                    )
+                else:
+                    run = await sessions.run_async(
+                        session, code, stdin=stdin or "", timeout=effective_timeout
+                    )
+                    result, notices = run.result, run.notices
+        except (ServerBusyError, ValueError) as error:
             raise ToolError(str(error)) from error
         structured = {
             **result.to_json(),
@@ -212,13 +218,17 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
 
 
 def _protocol_error(error: Exception) -> SessionMessage:
-    """The JSON-RPC error for a line that is not JSON (-32700) or not a JSON-RPC message."""
+    """The JSON-RPC error for a line that is not JSON (-32700) or not a valid JSON-RPC message
+    (-32600; the transport's own refusals say why)."""
     not_json = isinstance(error, ValidationError) and any(
         detail["type"] == "json_invalid" for detail in error.errors()
     )
-    code, message = (
-        (PARSE_ERROR, "Parse error") if not_json else (INVALID_REQUEST, "Invalid Request")
-    )
+    if not_json:
+        code, message = PARSE_ERROR, "Parse error"
+    elif isinstance(error, RequestTooLarge | InvalidRequest):
+        code, message = INVALID_REQUEST, f"Invalid Request: {error}"
+    else:
+        code, message = INVALID_REQUEST, "Invalid Request"
     return SessionMessage(
         JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
     )

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agentbox.result import RunResult
+from agentbox.server.admission import ServerBusyError
 from agentbox.session import Session
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ MAX_SESSION_ID_LENGTH = 200
 _REMEMBERED_ENDINGS = 1024
 
 
-class SessionLimitError(RuntimeError):
+class SessionLimitError(ServerBusyError):
     """No session can be opened: the cap is reached and every session is running a script."""
 
 

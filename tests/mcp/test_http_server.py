@@ -1,5 +1,6 @@
 """`agentbox serve` as a real process on 127.0.0.1, driven with a real HTTP client (urllib)."""
 
+import contextlib
 import json
 import os
 import re
@@ -23,12 +24,17 @@ class Server:
         self.token = token
 
     def request(
-        self, method: str, path: str, body: Any = None, token: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        scheme: str = "Bearer",
     ) -> tuple[int, dict[str, Any]]:
         data = body if isinstance(body, bytes) else None
         if body is not None and data is None:
             data = json.dumps(body).encode()
-        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
+        headers = {"Authorization": f"{scheme} {self.token if token is None else token}"}
         request = urllib.request.Request(self.url + path, data, headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -42,14 +48,17 @@ class Server:
         return body
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextlib.contextmanager
+def started_server(cwd: Path, *options: str, stderr: Any = None, **popen: Any) -> Iterator[Server]:
+    """`agentbox serve --port 0 OPTIONS` as a real process, until the block ends."""
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "--port", "0", "--timeout", "5"],
+        [sys.executable, "-c", SERVE, "--port", "0", *options],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
-        cwd=tmp_path_factory.mktemp("serve"),
+        cwd=cwd,
         env=dict(os.environ),
+        **popen,
     )
     try:
         url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
@@ -59,6 +68,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.terminate()
         process.wait(timeout=30)
         process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with started_server(tmp_path_factory.mktemp("serve"), "--timeout", "5") as running:
+        yield running
 
 
 def test_listens_on_loopback_only(server: Server) -> None:
@@ -71,6 +86,17 @@ def test_requests_without_the_token_are_refused(server: Server, token: str) -> N
     assert status == 401
     assert "token" in body["error"]
     assert server.request("GET", "/sessions", token=token)[0] == 401
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer ", "bEaReR"])
+def test_the_scheme_is_case_insensitive(server: Server, scheme: str) -> None:
+    """RFC 7235: `bearer TOKEN` is as good as `Bearer TOKEN`; the token itself is not."""
+    status, body = server.request("POST", "/run", {"code": "print(1)"}, scheme=scheme)
+    assert (status, body["stdout"]) == (200, "1\n")
+    wrong = server.request("POST", "/run", {"code": "print(1)"}, token="wrong", scheme=scheme)
+    assert wrong[0] == 401
+    assert server.request("GET", "/skills", token=server.token.upper(), scheme=scheme)[0] == 401
+    assert server.request("GET", "/skills", scheme="Basic")[0] == 401
 
 
 def test_run_returns_the_json_result(server: Server) -> None:

@@ -20,6 +20,7 @@ from wasmtime.component import Func, Record
 
 from agentbox.engines.base import DEFAULT_FILENAME, Progress, RunSettings, ScriptRequest
 from agentbox.engines.wasm import host_functions
+from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
 from agentbox.engines.wasm.runtime import Runtime, get_runtime
 from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
@@ -83,6 +84,8 @@ class _Call:
     limits: Limits
     skills: RunSkills
     started: float
+    watch: RunWatch
+    """Counts the run as abandoned while its caller has stopped waiting and it has not returned."""
     outcome: Any = None
     trap: WasmtimeError | None = None
     error: BaseException | None = None
@@ -156,6 +159,7 @@ class GuestInstance:
                 )
             except BaseException:
                 self.usable = False  # cancelled: the script may still be running
+                call.watch.abandon()
                 raise
             return self._result(call, finished, deadline_passed())
 
@@ -198,7 +202,12 @@ class GuestInstance:
         self._outputs.reset()
         arguments = _call_arguments(request, keep_globals)
         store, func, runtime = self.store, self._func, self._runtime
-        call = _Call(limits=limits, skills=skills, started=time.perf_counter())
+        call = _Call(
+            limits=limits,
+            skills=skills,
+            started=time.perf_counter(),
+            watch=abandoned_runs.watch(limits.memory),
+        )
         binding = host_functions.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
 
         def work() -> None:
@@ -212,11 +221,14 @@ class GuestInstance:
                 call.outcome = func(store, *arguments)
                 func.post_return(store)
             except WasmtimeError as trap:
-                call.trap = trap
+                # Without its traceback: that holds this frame, which holds `call`, a cycle
+                # that kept the Store (all its memory) alive until the next full GC.
+                call.trap = trap.with_traceback(None)
             except BaseException as error:  # noqa: BLE001 - reported as an internal error
                 call.error = error
             finally:
                 host_functions.bind(None)
+                call.watch.returned()
 
         return call, work
 
@@ -246,6 +258,7 @@ class GuestInstance:
 
     def _outcome(self, call: _Call, finished: bool, deadline_passed: bool) -> _CallOutcome:
         if not finished:
+            call.watch.abandon()
             return _timeout(call.limits)
         if call.error is not None:
             raise call.error
