@@ -3,9 +3,9 @@
 A run is refused with `ServerBusyError`, one line saying why, while
 
 - the process's abandoned runs (`agentbox.engines.wasm.abandoned`) hold `MAX_ABANDONED_RUNS`
-  Stores or `MAX_ABANDONED_MEMORY_BYTES` of memory limits between them: each keeps its memory until its
-  worker returns, so admitting more could pin memory without bound. Refusals end by themselves
-  as those workers return;
+  Stores or `MAX_ABANDONED_MEMORY_BYTES` of memory limits between them: each keeps its memory
+  until its worker returns, so admitting more could pin memory without bound. Refusals end by
+  themselves as those workers return;
 - `MAX_ONE_SHOT_RUNS` runs without a session are in progress (sessions are capped by
   `SessionManager`, whose `SessionLimitError` is a `ServerBusyError` too).
 
