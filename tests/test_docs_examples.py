@@ -255,8 +255,8 @@ def test_shell_command_runs_as_written(command: Command, workdir: Path) -> None:
 
 def checked(source: str) -> str:
     """`source` with each one-line expression statement whose trailing comment is a Python
-    literal turned into an assertion that it equals that literal (a call is left alone: its
-    comment tells what it prints, not what it returns)."""
+    literal turned into an assertion that it equals that literal, evaluated once (a call is left
+    alone: its comment tells what it prints, not what it returns)."""
     comments = {
         token.start[0]: token.string[1:].strip()
         for token in tokenize.generate_tokens(io.StringIO(source).readline)
@@ -275,7 +275,7 @@ def checked(source: str) -> str:
         line = lines[node.lineno - 1]
         expression = line[node.col_offset : node.end_col_offset]
         lines[node.lineno - 1] = (
-            f"{line[: node.col_offset]}assert ({expression}) == {expected!r}, ({expression})"
+            f"{line[: node.col_offset]}assert (_value := ({expression})) == {expected!r}, _value"
         )
     return "\n".join(lines) + "\n"
 
@@ -472,7 +472,7 @@ def test_literal_comments_become_assertions() -> None:
     source = "x = 'a'\nx[0]  # 'a'\nx.upper()  # 'A'\nprint(x)  # a\nx  # the value, in prose\n"
     assert checked(source).splitlines() == [
         "x = 'a'",
-        "assert (x[0]) == 'a', (x[0])",
+        "assert (_value := (x[0])) == 'a', _value",
         "x.upper()  # 'A'",
         "print(x)  # a",
         "x  # the value, in prose",
