@@ -143,3 +143,26 @@ def test_render_check_mode_names_the_command_when_stale(
     assert render_docs.main([]) == 0
     assert stale.read_text() == render_docs.render_cli()
     assert render_docs.main(["--check"]) == 0
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a file's headings."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", re.sub(r"```.*?```", "", markdown, flags=re.S), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_relative_links_in_the_docs_resolve() -> None:
+    """Every link from README.md and docs/*.md to a file of this repository (and to a heading
+    of a Markdown file) points at something that exists."""
+    broken = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto: ...
+            path_part, _, anchor = target.partition("#")
+            path = (doc.parent / path_part).resolve() if path_part else doc
+            if not path.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path.read_text()):
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
+    assert broken == []

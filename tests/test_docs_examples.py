@@ -291,11 +291,7 @@ def _runs_in_the_sandbox(block: Block) -> bool:
     return bool(re.search(r"^\s*import skills\b", block.text, re.MULTILINE))
 
 
-@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[block.where for block in PYTHON_BLOCKS])
-def test_python_block_runs_as_pasted(block: Block, workdir: Path) -> None:
-    reason = _python_skip_reason(block)
-    if reason is not None:
-        pytest.skip(f"{block.where}: {reason}")
+def run_python_block(block: Block, workdir: Path) -> subprocess.CompletedProcess[str]:
     if _runs_in_the_sandbox(block):
         command = [str(workdir / "bin" / "agentbox"), "run", "-"]
         stdin = block.text
@@ -303,7 +299,7 @@ def test_python_block_runs_as_pasted(block: Block, workdir: Path) -> None:
         script = workdir / "snippet.py"
         script.write_text(checked(block.text))
         command, stdin = [sys.executable, str(script)], ""
-    completed = subprocess.run(
+    return subprocess.run(
         command,
         cwd=workdir,
         env=user_environment(workdir),
@@ -312,7 +308,26 @@ def test_python_block_runs_as_pasted(block: Block, workdir: Path) -> None:
         text=True,
         timeout=HANG_GUARD_SECONDS * 2,
     )
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[block.where for block in PYTHON_BLOCKS])
+def test_python_block_runs_as_pasted(block: Block, workdir: Path) -> None:
+    reason = _python_skip_reason(block)
+    if reason is not None:
+        pytest.skip(f"{block.where}: {reason}")
+    completed = run_python_block(block, workdir)
     assert completed.returncode == 0, f"{block.where}:\n{block.text}\n{_report(completed)}"
+
+
+def test_sandbox_side_blocks_run_in_the_sandbox(workdir: Path) -> None:
+    """A block that imports `skills` is code for inside the sandbox: it runs there (no skills
+    offered), and a host-side block runs on the host."""
+    code = "import skills\nimport sys\n\nprint(sys.platform, skills.list())\n"
+    inside = run_python_block(Block(ROOT / "README.md", 1, "python", code), workdir)
+    assert (inside.returncode, inside.stdout) == (0, "wasi []\n"), _report(inside)
+    host = "import sys\n\nprint(sys.platform)\n"
+    outside = run_python_block(Block(ROOT / "README.md", 1, "python", host), workdir)
+    assert (outside.returncode, outside.stdout) == (0, f"{sys.platform}\n"), _report(outside)
 
 
 def parse_json(block: Block) -> Any:
