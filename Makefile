@@ -5,7 +5,7 @@ VENV_PYTHON := $(VENV)/bin/python
 GUEST := agentbox/guest/sandbox.wasm
 GUEST_SOURCES := $(shell find guest/src guest/wit guest/build.py -type f -name '*.py' -o -type f -name '*.wit')
 
-.PHONY: setup setup-test setup-dev guest demo test lint format bench bin archive smoke wheel installers clean
+.PHONY: setup setup-test setup-dev guest demo test lint format bench bin archive smoke wheel installers docs clean
 
 # Three levels: running (the package and componentize-py, which builds the guest), testing
 # (+ test and lint tools, every extra), everything (+ PyInstaller and benchmark inputs).
@@ -67,6 +67,10 @@ wheel: setup
 
 installers: setup-test
 	$(VENV_PYTHON) packaging/render_installers.py
+
+# docs/cli.md from every command's --help, and README.md's exit-code and make tables.
+docs: setup
+	$(VENV_PYTHON) packaging/render_docs.py
 
 clean:
 	rm -rf build dist $(GUEST) agentbox/guest/sandbox.json

@@ -29,7 +29,8 @@ def mcp(
       list_skills()                                 the skills sandboxed code may call
 
     The limit, mount, env and skill options apply to every call; a call's own `timeout` can
-    only lower --timeout. Client config: {"command": "agentbox", "args": ["mcp"]}.
+    only lower --timeout. Client config: {"command": "/full/path/to/agentbox", "args": ["mcp"]}
+    (apps do not see your shell's PATH); run `agentbox warmup` once first. See docs/mcp.md.
     """
     try:
         import anyio
