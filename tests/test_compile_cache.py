@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentbox import compile_cache
+from agentbox import compile_cache, native_folders
 from agentbox.guest_image import guest_image
 from agentbox.runtime import engine_description
 from tests.helpers import run_cli
@@ -17,7 +17,7 @@ PRINT_OK = b"print('ok')"
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
-    monkeypatch.setenv(compile_cache.CACHE_DIR_VARIABLE, str(folder))
+    monkeypatch.setenv(native_folders.CACHE_DIR_VARIABLE, str(folder))
     return folder
 
 

@@ -11,7 +11,7 @@ def cache() -> None:
 @cache.command("dir")
 def cache_dir() -> None:
     """Print the cache folder."""
-    from agentbox.compile_cache import cache_dir as folder
+    from agentbox.native_folders import cache_dir as folder
 
     click.echo(str(folder()))
 
@@ -19,7 +19,8 @@ def cache_dir() -> None:
 @cache.command("clear")
 def clear() -> None:
     """Delete every cached artifact; the next run compiles again."""
-    from agentbox.compile_cache import cache_dir, clear
+    from agentbox.compile_cache import clear
+    from agentbox.native_folders import cache_dir
 
     freed = clear()
     click.echo(f"removed {freed / 2**20:.1f} MiB from {cache_dir()}")
