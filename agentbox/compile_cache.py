@@ -140,7 +140,8 @@ def _write_stamp(artifact: Path, sha256: str) -> None:
     _write_atomically(_stamp_path(artifact), json.dumps(stamp).encode())
 
 
-def _store(artifact: Path, serialized: bytes) -> None:
+def store(artifact: Path, serialized: bytes) -> None:
+    """Write `serialized` as the artifact, then its stamp (the record `_verified` trusts)."""
     _write_atomically(artifact, serialized)
     _write_stamp(artifact, _sha256(serialized))
 
@@ -187,7 +188,7 @@ def load_component(
     component = Component.from_file(engine, str(guest.path))
     serialized = bytes(component.serialize())
     try:
-        _store(artifact, serialized)
+        store(artifact, serialized)
     except OSError as error:
         progress(f"agentbox: could not cache the compiled sandbox ({error}); continuing")
     progress(f"agentbox: sandbox compiled in {time.perf_counter() - started:.1f} s")
