@@ -78,12 +78,12 @@ def user_config_file() -> Path:
     return native_folders.config_dir() / native_folders.CONFIG_FILE_NAME
 
 
-def ignored_working_folder_config(named: str | Path | None) -> Path | None:
-    """`./agentbox.toml` when it exists but does not apply (no `--config` named it)."""
+def ignored_working_folder_config(applied: Path | None) -> Path | None:
+    """`./agentbox.toml` when it exists but is not the config that applied."""
     candidate = Path(native_folders.CONFIG_FILE_NAME)
     if not candidate.is_file():
         return None
-    if named is not None and Path(named).resolve() == candidate.resolve():
+    if applied is not None and applied.resolve() == candidate.resolve():
         return None
     return candidate
 

@@ -183,7 +183,7 @@ def build_sandbox(
     from agentbox.skills_file import load_skills_file
 
     config = load_config(options["config_path"])
-    ignored = ignored_working_folder_config(options["config_path"])
+    ignored = ignored_working_folder_config(config.path)
     if ignored is not None:
         click.echo(
             f"agentbox: ignoring ./{ignored} (the working folder's config is never read "

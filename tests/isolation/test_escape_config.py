@@ -149,6 +149,13 @@ def test_the_user_config_folder_applies_and_is_named(project: Path) -> None:
     ]
     info = agentbox(project, "info", "--json", code=b"")
     assert json.loads(info.stdout)["config_file"] == str(folder / "agentbox.toml")
+    # Run from the config folder itself: its ./agentbox.toml is the one that applied.
+    inside = agentbox(
+        folder, "run", "-", code=b"print(1)", env={"XDG_CONFIG_HOME": str(folder.parent)}
+    )
+    assert inside.stderr.decode().splitlines() == [
+        f"agentbox: config from {folder / 'agentbox.toml'}"
+    ]
 
 
 def test_no_config_is_silent_and_info_says_where_one_would_be(project: Path) -> None:
