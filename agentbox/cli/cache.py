@@ -5,7 +5,8 @@ import click
 
 @click.group()
 def cache() -> None:
-    """Manage the compiled-sandbox cache (AGENTBOX_CACHE_DIR overrides its location)."""
+    """Manage the compiled-sandbox cache (AGENTBOX_CACHE_DIR overrides its location; it must
+    be private to you, or compiled code is not kept there)."""
 
 
 @cache.command("dir")
