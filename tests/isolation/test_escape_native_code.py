@@ -74,12 +74,26 @@ def poisoned(data: bytes) -> bytes:
     raise AssertionError("no .text section in the compiled guest")
 
 
+# Runs may compile the guest: seconds, minutes on a loaded machine. A hang guard, not a speed
+# check; the script's own deadline counts from the start, compile included.
+COMPILE_GUARD_SECONDS = 3 * HANG_GUARD_SECONDS
+
+
 def run(cache: Path, *args: str, code: bytes = PRINT_OK) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "agentbox", "run", *args, "-"],
+        [
+            sys.executable,
+            "-m",
+            "agentbox",
+            "run",
+            "--timeout",
+            str(COMPILE_GUARD_SECONDS),
+            *args,
+            "-",
+        ],
         input=code,
         capture_output=True,
-        timeout=HANG_GUARD_SECONDS * 3,  # may compile the guest
+        timeout=COMPILE_GUARD_SECONDS,
         env={**os.environ, native_folders.CACHE_DIR_VARIABLE: str(cache)},
     )
 
@@ -290,10 +304,10 @@ def test_a_stamped_poisoned_artifact_in_a_folder_not_private_never_runs(
 def test_created_cache_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
     cache = tmp_path / "new" / "nested" / "cache"
     result = subprocess.run(
-        [sys.executable, "-m", "agentbox", "run", "-"],
+        [sys.executable, "-m", "agentbox", "run", "--timeout", str(COMPILE_GUARD_SECONDS), "-"],
         input=PRINT_OK,
         capture_output=True,
-        timeout=HANG_GUARD_SECONDS * 3,
+        timeout=COMPILE_GUARD_SECONDS,
         env={**os.environ, native_folders.CACHE_DIR_VARIABLE: str(cache)},
         umask=0,
     )
