@@ -10,18 +10,22 @@
     timeout = 5
     parameters = { type = "object", properties = { city = { type = "string" } } }
 
-Found in the working directory, or named with `--config PATH`. Command-line options win.
+Read only from a place the sandbox cannot write: the file named with `--config PATH` (or
+`AGENTBOX_CONFIG`), else `agentbox.toml` in the user config folder (platformdirs:
+`~/.config/agentbox/` on Linux), which must be private to the user and which `rw` mounts may not
+reach. Never from the working folder implicitly: a script with a `rw` mount of it could plant
+one granting itself command skills. The CLI names the file that applied (and an ignored
+`./agentbox.toml`) on stderr. Command-line options win.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentbox import native_folders
 from agentbox.errors import UsageError
 from agentbox.skills import Skill
 from agentbox.skills.command import command_skill
-
-DEFAULT_CONFIG_NAME = "agentbox.toml"
 
 _SIZE = {"type": ["string", "integer"]}
 SCHEMA: dict[str, Any] = {
@@ -69,12 +73,30 @@ class Config:
     path: Path | None = None
 
 
+def user_config_file() -> Path:
+    """`agentbox.toml` in the user config folder: the only config read without being named."""
+    return native_folders.config_dir() / native_folders.CONFIG_FILE_NAME
+
+
+def ignored_working_folder_config(applied: Path | None) -> Path | None:
+    """`./agentbox.toml` when it exists but is not the config that applied."""
+    candidate = Path(native_folders.CONFIG_FILE_NAME)
+    if not candidate.is_file():
+        return None
+    if applied is not None and applied.resolve() == candidate.resolve():
+        return None
+    return candidate
+
+
 def load_config(path: str | Path | None) -> Config:
-    """The named config file, else `./agentbox.toml` if present, else an empty config."""
+    """The named config file, else the user's `agentbox.toml` if present, else an empty config."""
     if path is None:
-        candidate = Path(DEFAULT_CONFIG_NAME)
+        candidate = user_config_file()
         if not candidate.is_file():
             return Config()
+        problem = native_folders.file_problem(candidate)
+        if problem is not None:
+            raise UsageError(f"refusing config {str(candidate)!r}: {problem}")
         path = candidate
     path = Path(path)
     import tomllib  # only when there is a config file: `agentbox run` does not pay for it

@@ -1,5 +1,13 @@
-"""Host folders made visible inside the sandbox (`--mount HOST[:GUEST][:ro|rw]`)."""
+"""Host folders made visible inside the sandbox (`--mount HOST[:GUEST][:ro|rw]`).
 
+A `rw` mount that contains, or lies inside, a folder agentbox loads code or configuration from
+(its cache, its config folder, its own install: `native_folders.protected_folders()`) is
+refused: a script could otherwise change what agentbox runs natively next time. Folders are
+compared by identity (device and inode of the resolved path and of every folder above it), so
+`..`, symbolic links, bind mounts and case-insensitive file systems name the same folder.
+"""
+
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -7,6 +15,8 @@ from pathlib import Path, PurePosixPath
 from agentbox.errors import UsageError
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+_Identity = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -16,6 +26,12 @@ class Mount:
     host: Path
     guest: str
     writable: bool = False
+
+    def __post_init__(self) -> None:
+        host = Path(self.host).expanduser().resolve()
+        object.__setattr__(self, "host", host)
+        if self.writable:
+            _refuse_protected(host)
 
     @classmethod
     def parse(cls, text: str) -> "Mount":
@@ -30,13 +46,49 @@ class Mount:
         if len(parts) > 2 or not parts[0]:
             raise UsageError(f"invalid mount {drive + text!r}: use HOST[:GUEST][:ro|rw]")
         guest = parts[1] if len(parts) == 2 else "/data"
-        return cls(Path(drive + parts[0]), guest, writable).checked()
+        host = Path(drive + parts[0])
+        if not host.expanduser().is_dir():
+            raise UsageError(f"cannot mount {host}: not a directory")
+        return cls(host, guest, writable).checked()
 
     def checked(self) -> "Mount":
-        host = self.host.expanduser()
-        if not host.is_dir():
+        if not self.host.is_dir():
             raise UsageError(f"cannot mount {self.host}: not a directory")
         guest = PurePosixPath(self.guest)
         if not guest.is_absolute() or ".." in guest.parts or str(guest) == "/":
             raise UsageError(f"invalid guest path {self.guest!r}: use an absolute path below /")
-        return Mount(host.resolve(), str(guest), self.writable)
+        return Mount(self.host, str(guest), self.writable)
+
+
+def _identities(path: Path) -> list[_Identity]:
+    """(device, inode) of `path` (if it exists) and of each existing folder above it."""
+    found = []
+    for folder in (path, *path.parents):
+        try:
+            info = os.stat(folder)
+        except OSError:
+            continue
+        found.append((info.st_dev, info.st_ino))
+    return found
+
+
+def _refuse_protected(host: Path) -> None:
+    from agentbox.native_folders import protected_folders
+
+    above_mount = _identities(host)
+    if not above_mount or not host.exists():
+        return  # not a folder: checked() says so
+    mount = above_mount[0]
+    for folder, holds in protected_folders().items():
+        resolved = folder.expanduser().resolve()
+        above_folder = _identities(resolved)
+        if mount in above_folder:
+            relation = "is" if resolved.exists() and above_folder[0] == mount else "contains"
+        elif resolved.exists() and above_folder and above_folder[0] in above_mount:
+            relation = "lies inside"
+        else:
+            continue
+        raise UsageError(
+            f"refusing to mount {host} read-write: it {relation} {resolved} ({holds}), so a "
+            "script could change what agentbox runs next; mount another folder, or read-only"
+        )

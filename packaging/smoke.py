@@ -251,6 +251,28 @@ def check_mcp(session: Session) -> None:
         raise SmokeFailure(f"agentbox mcp replied {replies}, exit {server.returncode}: {errors!r}")
 
 
+def check_changed_payload_is_unpacked_again(session: Session) -> None:
+    """A same-size library swapped into the unpacked payload (issue 12: a script with a `rw`
+    mount of the cache once did this) is replaced before the binary loads it; the cache and
+    payload folders are private. Nothing to check for a onedir build (no payload)."""
+    libraries = [path for path in session.cache.glob("binary-*/wasmtime/*/*") if path.is_file()]
+    if not libraries:
+        return
+    library = libraries[0]
+    if os.name != "nt":
+        for folder in (session.cache, library.parent.parent.parent, library.parent):
+            if folder.stat().st_mode & 0o077:
+                raise SmokeFailure(f"{folder} is not private: {oct(folder.stat().st_mode)}")
+    original = library.read_bytes()
+    swapped = library.with_name("swapped")
+    swapped.write_bytes(bytes(len(original)))
+    os.replace(swapped, library)
+    result = session.run("run", "-", stdin="print(1+1)\n")
+    expect(result, stdout="2\n")
+    if "unpacking it again" not in result.stderr or library.read_bytes() != original:
+        raise SmokeFailure(f"the swapped library was not replaced: {result.stderr!r}")
+
+
 #: Run after check_first_run, which fills the cache: these are warm runs, in any order.
 WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
     check_warm_run,
@@ -265,6 +287,7 @@ WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
     check_version,
     check_info,
     check_mcp,
+    check_changed_payload_is_unpacked_again,
 )
 CHECKS = (check_first_run, *WARM_CHECKS)
 

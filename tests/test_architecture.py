@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "agentbox"
 LAYERS = ("foundation", "skills", "engines", "core", "server", "cli")
 
 FOUNDATION = {
+    "agentbox.native_folders",
     "agentbox._frozen",
     "agentbox._version",
     "agentbox.errors",

@@ -6,18 +6,22 @@ from pathlib import Path
 
 import pytest
 
+from agentbox import native_folders
 from agentbox.engines.wasm import compile_cache
 from agentbox.engines.wasm.guest_image import guest_image
 from agentbox.engines.wasm.runtime import engine_description
-from tests.helpers import run_cli
+from tests.helpers import HANG_GUARD_SECONDS, run_cli
 
 PRINT_OK = b"print('ok')"
+# A compile takes seconds, but minutes on a loaded machine: a hang guard, not a speed check
+# (and a script's own deadline counts from the start, compile included).
+COMPILE_GUARD_SECONDS = 3 * HANG_GUARD_SECONDS
 
 
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
-    monkeypatch.setenv(compile_cache.CACHE_DIR_VARIABLE, str(folder))
+    monkeypatch.setenv(native_folders.CACHE_DIR_VARIABLE, str(folder))
     return folder
 
 
@@ -26,7 +30,15 @@ def _artifact(cache_dir: Path) -> Path:
 
 
 def _run_ok(cache_dir: Path) -> subprocess.CompletedProcess[bytes]:
-    result = run_cli("run", "-", stdin=PRINT_OK, env={"AGENTBOX_CACHE_DIR": str(cache_dir)})
+    result = run_cli(
+        "run",
+        "--timeout",
+        str(COMPILE_GUARD_SECONDS),
+        "-",
+        stdin=PRINT_OK,
+        env={"AGENTBOX_CACHE_DIR": str(cache_dir)},
+        timeout=COMPILE_GUARD_SECONDS,
+    )
     assert (result.returncode, result.stdout) == (0, b"ok\n"), result.stderr
     return result
 
@@ -80,7 +92,15 @@ def test_missing_stamp_is_rebuilt(cache_dir: Path) -> None:
 
 
 def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
-    command = [sys.executable, "-m", "agentbox", "run", "-"]
+    command = [
+        sys.executable,
+        "-m",
+        "agentbox",
+        "run",
+        "--timeout",
+        str(COMPILE_GUARD_SECONDS),
+        "-",
+    ]
     env = {"AGENTBOX_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"}
     processes = [
         subprocess.Popen(
@@ -88,7 +108,9 @@ def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
         )
         for _ in range(2)
     ]
-    outputs = [process.communicate(PRINT_OK, timeout=120) for process in processes]
+    outputs = [
+        process.communicate(PRINT_OK, timeout=COMPILE_GUARD_SECONDS) for process in processes
+    ]
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert (process.returncode, stdout) == (0, b"ok\n"), stderr
     assert b"compiling the sandbox" in outputs[0][1] + outputs[1][1]
@@ -99,7 +121,15 @@ def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
 def test_unwritable_cache_still_runs(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = run_cli("run", "-", stdin=PRINT_OK, env={"AGENTBOX_CACHE_DIR": str(blocker / "sub")})
+    result = run_cli(
+        "run",
+        "--timeout",
+        str(COMPILE_GUARD_SECONDS),
+        "-",
+        stdin=PRINT_OK,
+        env={"AGENTBOX_CACHE_DIR": str(blocker / "sub")},
+        timeout=COMPILE_GUARD_SECONDS,
+    )
     assert (result.returncode, result.stdout) == (0, b"ok\n")
     assert b"could not cache the compiled sandbox" in result.stderr
 

@@ -7,18 +7,28 @@ pieces (libwasmtime ~24 MB, the guest ~35 MB) travel instead as one zlib blob in
 temporary name and renamed into place, so a reader never sees half of it and two processes
 unpacking at once both succeed.
 
+What is unpacked is native code, so it is loaded only when nothing but this user could have
+changed it: the cache folder, the payload folder and its subfolders must be private
+(`agentbox.native_folders.problem`), and each file must still have the status recorded in
+`.stamp.json` when it was unpacked (size, inode, mtime, ctime, one link). A file whose status
+changed is hashed and compared with the sha256 the binary carries (computed at build time); if
+any differs, the payload is unpacked again, with one line on stderr. When the cache folder is
+not private, the payload goes to a private temporary folder for this run (one warning line).
+
 `packaging/build_binary.py` copies this file into the frozen app as the top-level module
 `_agentbox_payload`, next to two generated modules: `_agentbox_payload_index` (KEY, FILES,
-EXTENSIONS, LIBRARIES) and `_agentbox_payload_blob` (BLOB, imported only to unpack). The
-runtime hook `pyi_rth_agentbox.py` calls `install()` before the app's first import. Only the
-standard library and platformdirs are used here: importing `agentbox` imports wasmtime, which
-needs the library in place first.
+SHA256, EXTENSIONS, LIBRARIES) and `_agentbox_payload_blob` (BLOB, imported only to unpack).
+The runtime hook `pyi_rth_agentbox.py` calls `install()` before the app's first import. Only
+the standard library, platformdirs and `agentbox.native_folders` (which imports nothing more)
+are used here: the rest of agentbox imports wasmtime, which needs the library in place first.
 """
 
 import base64
 import importlib
+import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import zlib
@@ -29,43 +39,80 @@ from importlib.util import spec_from_file_location
 from pathlib import Path
 from types import ModuleType
 
-import platformdirs
+from agentbox import native_folders
 
-CACHE_DIR_VARIABLE = (
-    "AGENTBOX_CACHE_DIR"  # the same variable as agentbox.engines.wasm.compile_cache
-)
+STAMP_NAME = ".stamp.json"
 
 
-def _cache_dir() -> Path:
-    override = os.environ.get(CACHE_DIR_VARIABLE)
-    return Path(override) if override else Path(platformdirs.user_cache_dir("agentbox"))
+def _status(path: Path) -> list[int] | None:
+    """What a private, unchanged unpacked file still shows; None if it is not one of ours."""
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        return None
+    if os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o022):
+        return None
+    return [info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns]
 
 
-def _is_complete(folder: Path, files: dict[str, int]) -> bool:
-    try:
-        return all((folder / name).stat().st_size == size for name, size in files.items())
-    except OSError:
+def _sha256(path: Path) -> str:
+    import hashlib  # only when a file changed: loading OpenSSL costs every start
+
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _write_stamp(folder: Path, files: dict[str, int]) -> None:
+    stamp = {name: _status(folder / name) for name in files}
+    descriptor = os.open(folder / f"{STAMP_NAME}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(stamp, file)
+    os.replace(folder / f"{STAMP_NAME}.tmp", folder / STAMP_NAME)
+
+
+def _folders(target: Path, files: dict[str, int]) -> list[Path]:
+    return sorted({target, *((target / name).parent for name in files)})
+
+
+def _verified(target: Path, files: dict[str, int], hashes: dict[str, str]) -> bool:
+    """True when every file in `target` is, byte for byte, what this binary carries."""
+    if any(native_folders.problem(folder) for folder in _folders(target, files)):
         return False
+    try:
+        stamp = json.loads((target / STAMP_NAME).read_text())
+        changed = [name for name in files if _status(target / name) != stamp.get(name)]
+        if not changed:
+            return True
+        if any(_status(target / name) is None for name in changed):
+            return False
+        if any(_sha256(target / name) != hashes[name] for name in changed):
+            return False
+        _write_stamp(target, files)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
 
 
-def _unpack_into(parent: Path, target: Path, files: dict[str, int]) -> None:
+def _unpack_into(parent: Path, target: Path, files: dict[str, int], hashes: dict[str, str]) -> None:
     blob: str = importlib.import_module("_agentbox_payload_blob").BLOB
     data = memoryview(zlib.decompress(base64.b64decode(blob)))
-    parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}-"))
+    temporary = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}-"))  # 0700
     try:
         offset = 0
         for name, size in files.items():
             path = temporary / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data[offset : offset + size])
+            for folder in reversed(path.relative_to(temporary).parents[:-1]):
+                (temporary / folder).mkdir(mode=0o700, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data[offset : offset + size])
             offset += size
+        _write_stamp(temporary, files)
         try:
             os.rename(temporary, target)
         except OSError:
-            if _is_complete(target, files):
+            if _verified(target, files, hashes):
                 return  # another process unpacked the same payload first
-            # A damaged copy is in the way: move it aside, then put ours in place.
+            # A changed or damaged copy is in the way: move it aside, then put ours in place.
             aside = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}-stale-"))
             os.rename(target, aside / "old")
             os.rename(temporary, target)
@@ -74,26 +121,47 @@ def _unpack_into(parent: Path, target: Path, files: dict[str, int]) -> None:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
+def _private_cache(parent: Path) -> str | None:
+    """Create the cache folder (0700) if needed; why it cannot hold the payload, if it cannot."""
+    if not os.path.lexists(parent):
+        try:
+            native_folders.make_private(parent)
+        except OSError as error:
+            return f"cannot create it ({error.strerror})"
+    return native_folders.problem(parent)
+
+
 @cache
 def folder() -> Path:
     """The unpacked payload (`wasmtime/<os>-<arch>/<library>`, `guest/`), unpacked if needed."""
     index = importlib.import_module("_agentbox_payload_index")
     files: dict[str, int] = index.FILES
-    parent = _cache_dir()
+    hashes: dict[str, str] = index.SHA256
+    parent = native_folders.cache_dir()
     target = parent / f"binary-{index.KEY}"
-    if _is_complete(target, files):
-        return target
-    try:
-        _unpack_into(parent, target, files)
-    except OSError as error:
-        # No writable cache: unpack into this run's own folder, which the bootloader deletes.
-        print(
-            f"agentbox: cannot unpack into {parent} ({error}); using a temporary copy",
-            file=sys.stderr,
-        )
-        parent = Path(tempfile.mkdtemp(dir=getattr(sys, "_MEIPASS", None)))
-        target = parent / target.name
-        _unpack_into(parent, target, files)
+    problem = _private_cache(parent)
+    if problem is None:
+        if _verified(target, files, hashes):
+            return target
+        if os.path.lexists(target):
+            print(
+                f"agentbox: {target} is not what this binary unpacked (changed or damaged); "
+                "unpacking it again",
+                file=sys.stderr,
+            )
+        try:
+            _unpack_into(parent, target, files, hashes)
+            return target
+        except OSError as error:
+            problem = str(error)
+    # Not private, or not writable: unpack into this run's own folder (0700, deleted at exit).
+    print(
+        f"agentbox: not using {parent} for native code ({problem}); using a private temporary copy",
+        file=sys.stderr,
+    )
+    parent = Path(tempfile.mkdtemp(dir=getattr(sys, "_MEIPASS", None)))
+    target = parent / target.name
+    _unpack_into(parent, target, files, hashes)
     return target
 
 

@@ -5,13 +5,14 @@ import click
 
 @click.group()
 def cache() -> None:
-    """Manage the compiled-sandbox cache (AGENTBOX_CACHE_DIR overrides its location)."""
+    """Manage the compiled-sandbox cache (AGENTBOX_CACHE_DIR overrides its location; it must
+    be private to you, or compiled code is not kept there)."""
 
 
 @cache.command("dir")
 def cache_dir() -> None:
     """Print the cache folder."""
-    from agentbox.engines.wasm.compile_cache import cache_dir as folder
+    from agentbox.native_folders import cache_dir as folder
 
     click.echo(str(folder()))
 
@@ -19,7 +20,8 @@ def cache_dir() -> None:
 @cache.command("clear")
 def clear() -> None:
     """Delete every cached artifact; the next run compiles again."""
-    from agentbox.engines.wasm.compile_cache import cache_dir, clear
+    from agentbox.engines.wasm.compile_cache import clear
+    from agentbox.native_folders import cache_dir
 
     freed = clear()
     click.echo(f"removed {freed / 2**20:.1f} MiB from {cache_dir()}")

@@ -1,8 +1,10 @@
-"""`agentbox info`: versions of every part, the guest's identity and the cache state."""
+"""`agentbox info`: versions of every part, the guest's identity, the cache and the config."""
 
 import json
+import os
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,6 +12,7 @@ import click
 
 def collect() -> dict[str, Any]:
     from agentbox import __version__
+    from agentbox.config import user_config_file
     from agentbox.engines.wasm import compile_cache
     from agentbox.engines.wasm.guest_image import guest_image
     from agentbox.engines.wasm.runtime import engine_description
@@ -17,7 +20,6 @@ def collect() -> dict[str, Any]:
 
     guest = guest_image()
     artifact = compile_cache.artifact_path(guest, engine_description(False))
-    cached = artifact.exists()
     guest_python = Sandbox().run("import sys; print(sys.version.split()[0])").stdout.strip()
     return {
         "agentbox": __version__,
@@ -28,9 +30,31 @@ def collect() -> dict[str, Any]:
         "guest_size": guest.size,
         "componentize_py": guest.componentize_py,
         "platform": f"{sys.platform}-{platform.machine()}",
-        "cache_dir": str(compile_cache.cache_dir()),
-        "cache_state": "compiled" if cached else "empty (compiled on first run)",
+        "cache_dir": str(artifact.parent),
+        "cache_state": _cache_state(artifact),
+        "config_file": _config_file(user_config_file()),
     }
+
+
+def _cache_state(artifact: Path) -> str:
+    from agentbox import native_folders
+
+    if not artifact.parent.exists():
+        return "empty (compiled on first run)"
+    problem = native_folders.problem(artifact.parent)
+    if problem is not None:
+        return f"not used for compiled code: {problem}"
+    return "compiled" if artifact.exists() else "empty (compiled on first run)"
+
+
+def _config_file(user_file: Path) -> str:
+    """Which config `run`, `mcp` and `serve` apply when no `--config` is given."""
+    named = os.environ.get("AGENTBOX_CONFIG")
+    if named:
+        return f"{named} (from AGENTBOX_CONFIG)"
+    if user_file.is_file():
+        return str(user_file)
+    return f"none (create {user_file} or pass --config FILE; ./agentbox.toml is never implicit)"
 
 
 @click.command()

@@ -136,8 +136,9 @@ def skill_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(dir_okay=False),
             default=None,
             envvar="AGENTBOX_CONFIG",
-            help="Config file declaring skills and default limits "
-            "[default: ./agentbox.toml if present]. [env: AGENTBOX_CONFIG]",
+            help="Config file declaring skills and default limits [default: agentbox.toml in "
+            "the user config folder (see `agentbox info`), never ./agentbox.toml unless named "
+            "here]. [env: AGENTBOX_CONFIG]",
         ),
         click.option(
             "--confirm-skills",
@@ -175,13 +176,22 @@ def build_sandbox(
     """The Sandbox the options describe; config-file limits apply where no option was given."""
     import os
 
-    from agentbox.config import load_config
+    from agentbox.config import ignored_working_folder_config, load_config
     from agentbox.limits import parse_size
     from agentbox.sandbox import Sandbox
     from agentbox.skills.command import command_skill, parse_skill_option
     from agentbox.skills.from_file import load_skills_file
 
     config = load_config(options["config_path"])
+    ignored = ignored_working_folder_config(config.path)
+    if ignored is not None:
+        click.echo(
+            f"agentbox: ignoring ./{ignored} (the working folder's config is never read "
+            f"implicitly); to apply it: --config ./{ignored}",
+            err=True,
+        )
+    if config.path is not None:
+        click.echo(f"agentbox: config from {config.path.absolute()}", err=True)
     limits = {name: options[name] for name in _LIMIT_PARAMETERS}
     for name, value in config.limits.items():
         if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):

@@ -1,17 +1,30 @@
 """The compiled guest, cached on disk so only the first run of a version pays the compile.
 
-Layout: `<cache dir>/<key>.cwasm` plus `<key>.stamp` (JSON: size, mtime, crc32). The key
-covers everything that makes a compiled artifact valid: wasmtime version, engine configuration,
-guest sha256, OS and CPU. Files are written to a temporary name and renamed, so a reader never
-sees half a file and two processes compiling at once both succeed. wasmtime itself rejects
-artifacts of another version or configuration; the stamp catches truncation and corruption
-(a changed file is re-checksummed before use, and rebuilt if it does not match).
+Layout: `<cache dir>/<key>.cwasm` plus `<key>.stamp`. The key covers everything that makes a
+compiled artifact valid: wasmtime version, engine configuration, guest sha256, OS and CPU.
+Files are written to a temporary name and renamed, so a reader never sees half a file and two
+processes compiling at once both succeed.
+
+The artifact is native code that wasmtime maps and runs, so it is only used when nothing but
+this user could have changed it since it was written:
+- the cache folder must be private (`native_folders.problem`: owner, mode, no symbolic link,
+  no folder above it that others could swap); if not, the guest is compiled in memory for this
+  run, with one warning line, and nothing is read from or written to that folder;
+- the stamp records, at write time, the artifact's size, inode, mtime, ctime and the sha256 of
+  the bytes written. A file whose status still matches (one link, same inode and times: a write,
+  truncation or replacement changes the ctime, which no one can set back) is used as is, which
+  costs one `lstat`; any other is hashed and used only if its bytes are the ones written, else
+  compiled again. `rw` mounts of the cache are refused (`agentbox.mounts`), so no script can
+  reach it.
+wasmtime itself also rejects artifacts of another version or configuration.
 """
 
+import contextlib
 import json
 import os
 import platform
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -19,20 +32,13 @@ import zlib
 from functools import cache
 from pathlib import Path
 
-import platformdirs
 import wasmtime
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
 
+from agentbox import native_folders
 from agentbox.engines.base import Progress
 from agentbox.engines.wasm.guest_image import GuestImage
-
-CACHE_DIR_VARIABLE = "AGENTBOX_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    override = os.environ.get(CACHE_DIR_VARIABLE)
-    return Path(override) if override else Path(platformdirs.user_cache_dir("agentbox"))
 
 
 def cache_key(guest: GuestImage, engine_description: str) -> str:
@@ -65,33 +71,60 @@ def wasmtime_version() -> str:
 
 
 def artifact_path(guest: GuestImage, engine_description: str) -> Path:
-    return cache_dir() / f"guest-{cache_key(guest, engine_description)}.cwasm"
+    return native_folders.cache_dir() / f"guest-{cache_key(guest, engine_description)}.cwasm"
 
 
 def _stamp_path(artifact: Path) -> Path:
     return artifact.with_suffix(".stamp")
 
 
-def _crc32(path: Path) -> int:
-    crc = 0
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-    return crc
+def _sha256(data: bytes | Path) -> str:
+    import hashlib  # only when writing or re-checking: loading OpenSSL costs every start
+
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    with data.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def _stamp_matches(artifact: Path) -> bool:
-    """True when the artifact is, byte for byte, the one that was written."""
+def _status(info: os.stat_result) -> dict[str, int]:
+    return {
+        "size": info.st_size,
+        "inode": info.st_ino,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+    }
+
+
+def _is_ours(info: os.stat_result) -> bool:
+    """A regular file with one link, and (outside Windows) owned by us and private."""
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        return False
+    return os.name == "nt" or (
+        info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _verified(artifact: Path) -> bool:
+    """True when the artifact holds, byte for byte, what this user's agentbox wrote."""
     try:
         stamp = json.loads(_stamp_path(artifact).read_text())
-        info = artifact.stat()
+        info = os.lstat(artifact)
     except (OSError, ValueError):
         return False
-    if not isinstance(stamp, dict) or info.st_size != stamp.get("size"):
+    if not isinstance(stamp, dict) or not _is_ours(info) or info.st_size != stamp.get("size"):
         return False
-    if info.st_mtime_ns == stamp.get("mtime_ns"):
+    if _status(info) == {key: stamp.get(key) for key in _status(info)}:
         return True
-    return _crc32(artifact) == stamp.get("crc32")
+    # Changed on disk since it was written (copied back, touched, rewritten): hash it.
+    try:
+        if _sha256(artifact) != stamp.get("sha256"):
+            return False
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):  # verified; without a new stamp the next start hashes
+        _write_stamp(artifact, stamp["sha256"])
+    return True
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -105,12 +138,33 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def _store(artifact: Path, serialized: bytes) -> None:
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(artifact, serialized)
-    info = artifact.stat()
-    stamp = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "crc32": zlib.crc32(serialized)}
+def _write_stamp(artifact: Path, sha256: str) -> None:
+    stamp = {**_status(os.lstat(artifact)), "sha256": sha256}
     _write_atomically(_stamp_path(artifact), json.dumps(stamp).encode())
+
+
+def store(artifact: Path, serialized: bytes) -> None:
+    """Write `serialized` as the artifact, then its stamp (the record `_verified` trusts)."""
+    _write_atomically(artifact, serialized)
+    _write_stamp(artifact, _sha256(serialized))
+
+
+def _private_folder(folder: Path, progress: Progress) -> bool:
+    """Create the cache folder (0700) if needed; False, after one warning, if it is not private."""
+    if not os.path.lexists(folder):
+        try:
+            native_folders.make_private(folder)
+        except OSError as error:
+            progress(f"agentbox: could not cache the compiled sandbox ({error}); continuing")
+            return False
+    problem = native_folders.problem(folder)
+    if problem is None:
+        return True
+    progress(
+        f"agentbox: not using the cache folder {folder} for compiled code: {problem}; "
+        f"compiling in memory (slow: give {native_folders.CACHE_DIR_VARIABLE} a private folder)"
+    )
+    return False
 
 
 def load_component(
@@ -118,17 +172,26 @@ def load_component(
 ) -> Component:
     """The compiled guest for `engine`: from the cache, or compiled (and cached) now."""
     artifact = artifact_path(guest, engine_description)
-    if _stamp_matches(artifact):
+    if not _private_folder(artifact.parent, progress):
+        return Component.from_file(engine, str(guest.path))
+    present = os.path.lexists(artifact)
+    if present and _verified(artifact):
         try:
             return Component.deserialize_file(engine, str(artifact))
         except WasmtimeError:
             pass  # foreign or damaged beyond what the stamp sees: rebuild below
     started = time.perf_counter()
-    progress("agentbox: compiling the sandbox for this machine (first run only)...")
+    if present:
+        progress(
+            f"agentbox: {artifact} is not what agentbox wrote (changed or damaged); "
+            "compiling the sandbox again..."
+        )
+    else:
+        progress("agentbox: compiling the sandbox for this machine (first run only)...")
     component = Component.from_file(engine, str(guest.path))
     serialized = bytes(component.serialize())
     try:
-        _store(artifact, serialized)
+        store(artifact, serialized)
     except OSError as error:
         progress(f"agentbox: could not cache the compiled sandbox ({error}); continuing")
     progress(f"agentbox: sandbox compiled in {time.perf_counter() - started:.1f} s")
@@ -137,7 +200,7 @@ def load_component(
 
 def clear() -> int:
     """Delete the whole cache folder; return the number of bytes freed."""
-    folder = cache_dir()
+    folder = native_folders.cache_dir()
     if not folder.exists():
         return 0
     freed = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
