@@ -205,6 +205,9 @@ class GuestInstance:
         def work() -> None:
             nonlocal func
             bridge.bind(binding)
+            # The ticker counts this run as active until the worker itself returns, not only
+            # while a caller waits: an abandoned or cancelled run must still reach its deadline.
+            runtime.ticker.__enter__()
             try:
                 if func is None:
                     func = self._func = _instantiate(runtime, store, limits.fuel is not None)
@@ -213,10 +216,13 @@ class GuestInstance:
                 call.outcome = func(store, *arguments)
                 func.post_return(store)
             except WasmtimeError as trap:
-                call.trap = trap
+                # Without its traceback: the traceback's frame holds the Store, and the record
+                # holding the traceback would make a cycle that pins the Store until a GC pass.
+                call.trap = trap.with_traceback(None)
             except BaseException as error:  # noqa: BLE001 - reported as an internal error
                 call.error = error
             finally:
+                runtime.ticker.__exit__()
                 bridge.bind(None)
 
         return call, work
