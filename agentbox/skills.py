@@ -6,6 +6,7 @@ A skill is a Python callable (sync or `async def`) or an external command (see
 records every call.
 """
 
+import contextvars
 import dataclasses
 import json
 import threading
@@ -30,6 +31,18 @@ DEFAULT_MAX_CALLS = 1000
 
 class SkillFailure(Exception):
     """Raised by a skill to send a clean error message to the sandbox (no traceback)."""
+
+
+_call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "agentbox_skill_call_deadline", default=None
+)
+
+
+def call_deadline() -> float | None:
+    """Inside a skill call: when it must have ended (a `time.monotonic()` value), the earlier
+    of the skill's own timeout and its run's deadline. None outside a call. Skills that start
+    work the bridge cannot stop (processes: see `agentbox.command_skill`) end it by then."""
+    return _call_deadline.get()
 
 
 @dataclass(frozen=True)
@@ -215,6 +228,11 @@ class RunSkills:
         self._loop = loop
         self.calls: list[SkillCall] = []
         self._lock = threading.Lock()
+        self._run_deadline: float | None = None
+
+    def start_clock(self, timeout: float) -> None:
+        """The run started with this wall-clock limit: no skill call outlives its deadline."""
+        self._run_deadline = time.monotonic() + timeout
 
     def list_json(self) -> str:
         return self._skills.list_json()
@@ -275,7 +293,11 @@ class RunSkills:
             raise SkillFailure(f"bad arguments for skill {spec.name!r}: {error}") from None
         except ValueError:
             pass  # no signature (a builtin): let the call decide
-        timeout = spec.timeout if spec.timeout is not None else self._skills.limits.default_timeout
+        own = spec.timeout if spec.timeout is not None else self._skills.limits.default_timeout
+        timeout = own
+        if self._run_deadline is not None:
+            timeout = max(0.0, min(own, self._run_deadline - time.monotonic()))
+        token = _call_deadline.set(time.monotonic() + timeout)
         try:
             if inspect.iscoroutinefunction(function):
                 return self._await(function(*positional, **keywords), timeout)
@@ -283,10 +305,13 @@ class RunSkills:
         except SkillFailure:
             raise
         except TimeoutError:
-            raise SkillFailure(f"skill {spec.name!r} timed out after {timeout:g} s") from None
+            ending = f"after {own:g} s" if timeout == own else "at the run's deadline"
+            raise SkillFailure(f"skill {spec.name!r} timed out {ending}") from None
         except Exception as error:  # noqa: BLE001 - logged, and reported to the guest
             log.logger("agentbox.skills").exception("skill %r raised", spec.name)
             raise SkillFailure(f"skill {spec.name!r} failed: {type(error).__name__}") from None
+        finally:
+            _call_deadline.reset(token)
 
     def _await(self, coroutine: Any, timeout: float) -> Any:
         import asyncio
@@ -326,7 +351,10 @@ def _call_with_timeout(
         except BaseException as error:  # noqa: BLE001 - re-raised on the calling thread
             box["error"] = error
 
-    worker = threading.Thread(target=target, name="agentbox-skill", daemon=True)
+    context = contextvars.copy_context()  # the call's deadline (`call_deadline`) goes along
+    worker = threading.Thread(
+        target=context.run, args=(target,), name="agentbox-skill", daemon=True
+    )
     worker.start()
     worker.join(timeout)
     if worker.is_alive():

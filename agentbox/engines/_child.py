@@ -171,6 +171,7 @@ class _ChildRun:
 
     def drive(self, skills: RunSkills) -> _Outcome:
         deadline = time.monotonic() + self.settings.limits.timeout
+        skills.start_clock(self.settings.limits.timeout)
         while True:
             try:
                 frame = self._frames.get(timeout=max(0.0, deadline - time.monotonic()))

@@ -200,6 +200,7 @@ class GuestInstance:
         arguments = _call_arguments(request, keep_globals)
         store, func, runtime = self.store, self._func, self._runtime
         call = _Call(limits=limits, skills=skills, started=time.perf_counter())
+        skills.start_clock(limits.timeout)
         binding = bridge.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
 
         def work() -> None:
