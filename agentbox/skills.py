@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 DEFAULT_SKILL_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_CALLS = 1000
+# The call log of a run is bounded whatever the script does: at most this many entries (later
+# calls are only counted, in `unrecorded`), names and errors cut to these lengths with a marker.
+# At most ~1.3 MB of text a run, refused calls included.
+MAX_RECORDED_CALLS = 1000
+MAX_RECORDED_NAME_CHARS = 200
+MAX_RECORDED_ERROR_CHARS = 1000
 
 
 class SkillFailure(Exception):
@@ -220,13 +226,26 @@ class SkillSet:
         return self._list_json
 
 
+def cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
+
+
 class RunSkills:
-    """The bridge as one run sees it: enforces limits, records calls (implements SkillRouter)."""
+    """The bridge as one run sees it: enforces limits, records calls (implements SkillRouter).
+
+    `calls` holds the first MAX_RECORDED_CALLS calls (refused ones included); `unrecorded`
+    counts the rest.
+    """
 
     def __init__(self, skills: SkillSet, loop: "asyncio.AbstractEventLoop | None") -> None:
         self._skills = skills
         self._loop = loop
         self.calls: list[SkillCall] = []
+        self.unrecorded = 0
+        self._attempts = 0
         self._lock = threading.Lock()
         self._run_deadline: float | None = None
 
@@ -248,17 +267,28 @@ class RunSkills:
         return True, result
 
     def _record(self, name: str, started: float, error: str | None) -> None:
-        call = SkillCall(name, (time.perf_counter() - started) * 1000, error is None, error)
+        call = SkillCall(
+            cut(name, MAX_RECORDED_NAME_CHARS),
+            (time.perf_counter() - started) * 1000,
+            error is None,
+            None if error is None else cut(error, MAX_RECORDED_ERROR_CHARS),
+        )
         with self._lock:
-            self.calls.append(call)
+            if len(self.calls) < MAX_RECORDED_CALLS:
+                self.calls.append(call)
+            else:
+                self.unrecorded += 1
 
     def _call(self, name: str, data: str) -> str:
         limits = self._skills.limits
-        if len(self.calls) >= limits.max_calls:
+        with self._lock:
+            self._attempts += 1
+            refused = self._attempts > limits.max_calls
+        if refused:
             raise SkillFailure(f"too many skill calls in one run (limit {limits.max_calls})")
         spec = self._skills.get(name)
         if spec is None:
-            raise SkillFailure(f"no skill named {name!r}")
+            raise SkillFailure(f"no skill named {cut(name, MAX_RECORDED_NAME_CHARS)!r}")
         if len(data.encode("utf-8", "surrogatepass")) > limits.max_payload:
             raise SkillFailure(
                 f"data for skill {name!r} is larger than the limit ({limits.max_payload} bytes)"

@@ -312,6 +312,7 @@ def run_in_child(
         message=outcome.message,
         duration_ms=(time.perf_counter() - started) * 1000,
         skill_calls=list(skills.calls),
+        skill_calls_unrecorded=skills.unrecorded,
         engine=engine,
     )
 

@@ -249,6 +249,7 @@ class GuestInstance:
             message=outcome.message,
             duration_ms=duration_ms,
             skill_calls=list(call.skills.calls),
+            skill_calls_unrecorded=call.skills.unrecorded,
             engine=WasmEngine.name,
         )
 
