@@ -33,6 +33,8 @@ DEFAULT_MAX_CALLS = 1000
 MAX_RECORDED_CALLS = 1000
 MAX_RECORDED_NAME_CHARS = 200
 MAX_RECORDED_ERROR_CHARS = 1000
+# No skill has a longer name: the host refuses a longer one without reading it.
+MAX_SKILL_NAME_BYTES = 1024
 
 
 class SkillFailure(Exception):
@@ -202,6 +204,8 @@ class SkillSet:
             items = ((None, item) for item in skills)
         for item_name, item in items:
             spec = as_skill(item, item_name)
+            if len(spec.name.encode("utf-8", "surrogatepass")) > MAX_SKILL_NAME_BYTES:
+                raise ValueError(f"a skill name is longer than {MAX_SKILL_NAME_BYTES} bytes")
             if spec.name in self._skills:
                 raise ValueError(f"two skills are named {spec.name!r}")
             self._skills[spec.name] = spec
@@ -255,6 +259,15 @@ class RunSkills:
 
     def list_json(self) -> str:
         return self._skills.list_json()
+
+    @property
+    def max_payload(self) -> int:
+        return self._skills.limits.max_payload
+
+    def refuse(self, name: str, message: str) -> str:
+        """Record a call the bridge refused before reading it all; return what the guest sees."""
+        self._record(name, time.perf_counter(), message)
+        return message
 
     def call_json(self, name: str, data: str) -> tuple[bool, str]:
         started = time.perf_counter()
