@@ -230,6 +230,10 @@ class SkillSet:
         return self._list_json
 
 
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def cut(text: str, limit: int) -> str:
     """`text` cut to `limit` characters, saying how much was cut."""
     if len(text) <= limit:
@@ -302,7 +306,9 @@ class RunSkills:
         spec = self._skills.get(name)
         if spec is None:
             raise SkillFailure(f"no skill named {cut(name, MAX_RECORDED_NAME_CHARS)!r}")
-        if len(data.encode("utf-8", "surrogatepass")) > limits.max_payload:
+        # Characters first: a string longer than the limit in characters is too long in bytes,
+        # and is refused without another copy of it (the fallback engines' calls arrive whole).
+        if len(data) > limits.max_payload or utf8_size(data) > limits.max_payload:
             raise SkillFailure(
                 f"data for skill {name!r} is larger than the limit ({limits.max_payload} bytes)"
             )
@@ -319,7 +325,7 @@ class RunSkills:
             raise SkillFailure(
                 f"skill {name!r} returned a value that is not JSON: {error}"
             ) from None
-        if len(result.encode("utf-8", "surrogatepass")) > limits.max_payload:
+        if len(result) > limits.max_payload or utf8_size(result) > limits.max_payload:
             raise SkillFailure(
                 f"result of skill {name!r} is larger than the limit ({limits.max_payload} bytes)"
             )
