@@ -10,12 +10,14 @@ deadline. It sees a minimal environment (PASSED_VARIABLES), not agentbox's own, 
 secrets such as API keys.
 """
 
+import atexit
 import contextlib
 import json
 import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -105,13 +107,31 @@ def run_process_group(
         )
     except OSError as error:
         raise SkillFailure(f"skill {name!r} could not start: {error.strerror or error}") from None
+    with _live_lock:
+        _live.add(process)
     try:
         stdout, stderr = process.communicate(data, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise TimeoutError from None
     finally:
         _kill_group(process)
+        with _live_lock:
+            _live.discard(process)
     return process.returncode, stdout, stderr
+
+
+# Commands still running, so that agentbox ending (an abandoned call's thread does not run its
+# cleanup when the interpreter exits) still ends them.
+_live: "set[subprocess.Popen[bytes]]" = set()
+_live_lock = threading.Lock()
+
+
+@atexit.register
+def _kill_live_groups() -> None:
+    with _live_lock:
+        running = list(_live)
+    for process in running:
+        _kill_group(process)
 
 
 def _kill_group(process: "subprocess.Popen[bytes]") -> None:

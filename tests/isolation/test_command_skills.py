@@ -54,6 +54,18 @@ def test_a_command_skill_and_its_children_end_at_the_run_deadline(
     )
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads process states from /proc")
+def test_a_command_skill_does_not_outlive_the_cli(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    command = f"{sys.executable} {FIXTURES / 'spawning_skill.py'} {pid_file}"
+    code = b"try:\n    call_skill('spawner')\nfinally:\n    while True:\n        pass\n"
+    completed = run_cli("run", "--timeout", "10", "--skill", f"spawner={command}", "-", stdin=code)
+    assert completed.returncode == ExitCode.TIMEOUT, completed.stderr
+    pids = [int(pid) for pid in pid_file.read_text().split()]  # the skill ran
+    assert len(pids) == 2
+    assert wait_until(lambda: not any(running(pid) for pid in pids)), "a skill outlived agentbox"
+
+
 def test_a_command_skill_sees_no_agentbox_environment() -> None:
     secret = f"agentbox-secret-{os.getpid()}"
     code = "import json\nprint(json.dumps(call_skill('env')))"
