@@ -47,9 +47,11 @@ def captured_result(
     duration_ms: float,
     skill_calls: list[SkillCall],
     engine: str,
+    skill_calls_unrecorded: int = 0,
 ) -> RunResult:
-    """The result of a run from what it captured; output beyond the cap is reported in the
-    message, so nothing is dropped silently (one place for every engine)."""
+    """The result of a run from what it captured; output beyond the cap and skill calls beyond
+    the log's are reported in the message, so nothing is dropped silently (one place for every
+    engine)."""
     messages = [message] if message else []
     for stream_name, stream in (("stdout", stdout), ("stderr", stderr)):
         if stream.truncated:
@@ -57,6 +59,11 @@ def captured_result(
                 f"{stream_name} truncated: {stream.dropped} bytes beyond the "
                 f"{max_output}-byte limit (--max-output) were dropped"
             )
+    if skill_calls_unrecorded:
+        messages.append(
+            f"{skill_calls_unrecorded} skill calls after the first {len(skill_calls)} "
+            "were not recorded in skill_calls"
+        )
     return RunResult(
         stdout_bytes=stdout.getvalue(),
         stderr_bytes=stderr.getvalue(),
@@ -66,5 +73,6 @@ def captured_result(
         message="; ".join(messages) or None,
         truncated=stdout.truncated or stderr.truncated,
         skill_calls=skill_calls,
+        skill_calls_unrecorded=skill_calls_unrecorded,
         engine=engine,
     )

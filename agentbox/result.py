@@ -8,9 +8,11 @@ LimitName = Literal["timeout", "memory", "fuel", "crash"]
 
 @dataclass(frozen=True)
 class SkillCall:
-    """One call the script made through the skill bridge."""
+    """One call the script made through the skill bridge (the first 1000 of a run are kept)."""
 
     name: str
+    """The name the script asked for; past 200 characters, cut with a `...[N more characters]`
+    marker (so are errors, past 1000)."""
     duration_ms: float
     ok: bool
     error: str | None = None
@@ -31,6 +33,8 @@ class RunResult:
     truncated: bool = False
     """True when stdout or stderr went past `max_output` and the excess was dropped."""
     skill_calls: list[SkillCall] = field(default_factory=list)
+    skill_calls_unrecorded: int = 0
+    """Skill calls made after `skill_calls` was full (it keeps a run's first 1000 calls)."""
     engine: str = "wasm"
     session_reset: bool = False
     """For session runs: the session's interpreter was lost (limit or crash) and starts anew."""
@@ -58,5 +62,6 @@ class RunResult:
             "message": self.message,
             "truncated": self.truncated,
             "skill_calls": [asdict(call) for call in self.skill_calls],
+            "skill_calls_unrecorded": self.skill_calls_unrecorded,
             "engine": self.engine,
         }

@@ -11,7 +11,7 @@ from agentbox import ExitCode, Sandbox, SkillFailure, skill
 from agentbox.skills import BridgeLimits
 from agentbox.skills.command import command_skill
 from agentbox.skills.from_file import load_skills_file
-from tests.helpers import run_cli
+from tests.helpers import HANG_GUARD_SECONDS, run_cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -269,3 +269,76 @@ def test_confirm_skills_refuses_without_a_terminal() -> None:
         new_session=True,
     )
     assert result.stdout == b"skill 'echo' was not approved\n", result.stderr
+
+
+# A request longer than the old 500-character preview, ending in a terminal escape sequence
+# (which would turn the rest of the prompt red if it reached the terminal raw) and a bidi
+# override (which would reorder what the human reads).
+_CONFIRMED_REQUEST = "A" * 600 + "\x1b[31mRED\u202eEND"
+
+
+def _drive_at_terminal(script: Path, answer: bytes) -> tuple[int, bytes]:
+    """Run the real CLI with `--confirm-skills` on a new pseudo-terminal (its controlling
+    terminal), answer the prompt with `answer`; return the exit status and all it printed."""
+    import os
+    import pty
+    import select
+
+    argv = [
+        sys.executable,
+        "-m",
+        "agentbox",
+        "run",
+        "--confirm-skills",
+        "--skill",
+        f"echo={sys.executable} {FIXTURES / 'echo_skill.py'}",
+        str(script),
+    ]
+    pid, master = pty.fork()
+    if pid == 0:  # the child: a session leader whose controlling terminal is the pty
+        os.execv(sys.executable, argv)
+    transcript = bytearray()
+    answered = False
+    polls_left = HANG_GUARD_SECONDS / 0.5  # a hang guard, not a speed check
+    while polls_left > 0:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        polls_left -= 1
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal (it exited)
+            break
+        if not chunk:
+            break
+        transcript += chunk
+        if not answered and b"[y/N]" in transcript:
+            os.write(master, answer + b"\n")
+            answered = True
+    os.close(master)
+    _, status = os.waitpid(pid, 0)
+    assert answered, bytes(transcript)
+    return os.waitstatus_to_exitcode(status), bytes(transcript)
+
+
+@pytest.mark.parametrize(("answer", "expected"), [(b"y", b"RESULT"), (b"n", b"not approved")])
+def test_confirm_skills_asks_at_a_real_terminal(
+    tmp_path: Path, answer: bytes, expected: bytes
+) -> None:
+    script = tmp_path / "ask.py"
+    script.write_text(
+        "import skills\n"
+        "try:\n"
+        f"    print('RESULT', len(call_skill('echo', {_CONFIRMED_REQUEST!r})['received']))\n"
+        "except skills.SkillError as e:\n"
+        "    print(e)\n"
+    )
+    exit_code, transcript = _drive_at_terminal(script, answer)
+    assert exit_code == 0, transcript
+    prompt = transcript[: transcript.index(b"[y/N]")].decode()
+    # The whole request is shown, and nothing in it acts on the terminal.
+    assert "A" * 600 + "\\u001b[31mRED\\u202eEND" in prompt
+    assert "\x1b" not in prompt and "\u202e" not in prompt
+    assert expected in transcript
+    if answer == b"y":
+        assert f"RESULT {len(_CONFIRMED_REQUEST)}".encode() in transcript

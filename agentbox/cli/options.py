@@ -217,15 +217,14 @@ def build_sandbox(
 
 
 def ask_on_terminal(name: str, data: Any) -> bool:
-    """The --confirm-skills gate: asks on the controlling terminal, refuses without one."""
+    """The --confirm-skills gate: asks on the controlling terminal, refuses without one.
+    The whole request is shown (control characters escaped): what is approved is what is seen."""
     import json
 
     from agentbox.skills.terminal import confirm_on_terminal
 
-    preview = json.dumps(data, ensure_ascii=False)
-    if len(preview) > 500:
-        preview = preview[:500] + f"... ({len(preview)} characters)"
-    return confirm_on_terminal(f"agentbox: allow skill {name!r} with {preview}?")
+    request = json.dumps(data, ensure_ascii=False)
+    return confirm_on_terminal(f"agentbox: allow skill {name!r} with {request}?")
 
 
 def server_options(function: Callable[..., Any]) -> Callable[..., Any]:

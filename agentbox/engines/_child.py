@@ -175,6 +175,7 @@ class _ChildRun:
 
     def drive(self, skills: RunSkills) -> _Outcome:
         deadline = time.monotonic() + self.settings.limits.timeout
+        skills.start_clock(self.settings.limits.timeout)
         while True:
             try:
                 frame = self._frames.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -321,6 +322,7 @@ def run_in_child(
         message=outcome.message,
         duration_ms=(time.perf_counter() - started) * 1000,
         skill_calls=list(skills.calls),
+        skill_calls_unrecorded=skills.unrecorded,
         engine=engine,
     )
 

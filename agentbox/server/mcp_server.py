@@ -51,6 +51,9 @@ class RunOutput(BaseModel):
     message: str | None
     truncated: bool
     skill_calls: list[SkillCallOutput]
+    skill_calls_unrecorded: int = Field(
+        default=0, description="Skill calls made after skill_calls was full (its first 1000)."
+    )
     engine: str
     session: str | None
     session_reset: bool = Field(

@@ -6,6 +6,7 @@ A skill is a Python callable (sync or `async def`) or an external command (see
 records every call.
 """
 
+import contextvars
 import dataclasses
 import json
 import threading
@@ -26,10 +27,30 @@ if TYPE_CHECKING:
 DEFAULT_SKILL_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_CALLS = 1000
+# The call log of a run is bounded whatever the script does: at most this many entries (later
+# calls are only counted, in `unrecorded`), names and errors cut to these lengths with a marker.
+# At most ~1.3 MB of text a run, refused calls included.
+MAX_RECORDED_CALLS = 1000
+MAX_RECORDED_NAME_CHARS = 200
+MAX_RECORDED_ERROR_CHARS = 1000
+# No skill has a longer name: the host refuses a longer one without reading it.
+MAX_SKILL_NAME_BYTES = 1024
 
 
 class SkillFailure(Exception):
     """Raised by a skill to send a clean error message to the sandbox (no traceback)."""
+
+
+_call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "agentbox_skill_call_deadline", default=None
+)
+
+
+def call_deadline() -> float | None:
+    """Inside a skill call: when it must have ended (a `time.monotonic()` value), the earlier
+    of the skill's own timeout and its run's deadline. None outside a call. Skills that start
+    work the bridge cannot stop (processes: see `agentbox.skills.command`) end it by then."""
+    return _call_deadline.get()
 
 
 @dataclass(frozen=True)
@@ -183,6 +204,8 @@ class SkillSet:
             items = ((None, item) for item in skills)
         for item_name, item in items:
             spec = as_skill(item, item_name)
+            if len(spec.name.encode("utf-8", "surrogatepass")) > MAX_SKILL_NAME_BYTES:
+                raise ValueError(f"a skill name is longer than {MAX_SKILL_NAME_BYTES} bytes")
             if spec.name in self._skills:
                 raise ValueError(f"two skills are named {spec.name!r}")
             self._skills[spec.name] = spec
@@ -207,17 +230,48 @@ class SkillSet:
         return self._list_json
 
 
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
+
+
 class RunSkills:
-    """The bridge as one run sees it: enforces limits, records calls (implements SkillRouter)."""
+    """The bridge as one run sees it: enforces limits, records calls (implements SkillRouter).
+
+    `calls` holds the first MAX_RECORDED_CALLS calls (refused ones included); `unrecorded`
+    counts the rest.
+    """
 
     def __init__(self, skills: SkillSet, loop: "asyncio.AbstractEventLoop | None") -> None:
         self._skills = skills
         self._loop = loop
         self.calls: list[SkillCall] = []
+        self.unrecorded = 0
+        self._attempts = 0
         self._lock = threading.Lock()
+        self._run_deadline: float | None = None
+
+    def start_clock(self, timeout: float) -> None:
+        """The run started with this wall-clock limit: no skill call outlives its deadline."""
+        self._run_deadline = time.monotonic() + timeout
 
     def list_json(self) -> str:
         return self._skills.list_json()
+
+    @property
+    def max_payload(self) -> int:
+        return self._skills.limits.max_payload
+
+    def refuse(self, name: str, message: str) -> str:
+        """Record a call the bridge refused before reading it all; return what the guest sees."""
+        self._record(name, time.perf_counter(), message)
+        return message
 
     def call_json(self, name: str, data: str) -> tuple[bool, str]:
         started = time.perf_counter()
@@ -230,18 +284,31 @@ class RunSkills:
         return True, result
 
     def _record(self, name: str, started: float, error: str | None) -> None:
-        call = SkillCall(name, (time.perf_counter() - started) * 1000, error is None, error)
+        call = SkillCall(
+            cut(name, MAX_RECORDED_NAME_CHARS),
+            (time.perf_counter() - started) * 1000,
+            error is None,
+            None if error is None else cut(error, MAX_RECORDED_ERROR_CHARS),
+        )
         with self._lock:
-            self.calls.append(call)
+            if len(self.calls) < MAX_RECORDED_CALLS:
+                self.calls.append(call)
+            else:
+                self.unrecorded += 1
 
     def _call(self, name: str, data: str) -> str:
         limits = self._skills.limits
-        if len(self.calls) >= limits.max_calls:
+        with self._lock:
+            self._attempts += 1
+            refused = self._attempts > limits.max_calls
+        if refused:
             raise SkillFailure(f"too many skill calls in one run (limit {limits.max_calls})")
         spec = self._skills.get(name)
         if spec is None:
-            raise SkillFailure(f"no skill named {name!r}")
-        if len(data.encode("utf-8", "surrogatepass")) > limits.max_payload:
+            raise SkillFailure(f"no skill named {cut(name, MAX_RECORDED_NAME_CHARS)!r}")
+        # Characters first: a string longer than the limit in characters is too long in bytes,
+        # and is refused without another copy of it (the fallback engines' calls arrive whole).
+        if len(data) > limits.max_payload or utf8_size(data) > limits.max_payload:
             raise SkillFailure(
                 f"data for skill {name!r} is larger than the limit ({limits.max_payload} bytes)"
             )
@@ -258,7 +325,7 @@ class RunSkills:
             raise SkillFailure(
                 f"skill {name!r} returned a value that is not JSON: {error}"
             ) from None
-        if len(result.encode("utf-8", "surrogatepass")) > limits.max_payload:
+        if len(result) > limits.max_payload or utf8_size(result) > limits.max_payload:
             raise SkillFailure(
                 f"result of skill {name!r} is larger than the limit ({limits.max_payload} bytes)"
             )
@@ -275,7 +342,11 @@ class RunSkills:
             raise SkillFailure(f"bad arguments for skill {spec.name!r}: {error}") from None
         except ValueError:
             pass  # no signature (a builtin): let the call decide
-        timeout = spec.timeout if spec.timeout is not None else self._skills.limits.default_timeout
+        own = spec.timeout if spec.timeout is not None else self._skills.limits.default_timeout
+        timeout = own
+        if self._run_deadline is not None:
+            timeout = max(0.0, min(own, self._run_deadline - time.monotonic()))
+        token = _call_deadline.set(time.monotonic() + timeout)
         try:
             if inspect.iscoroutinefunction(function):
                 return self._await(function(*positional, **keywords), timeout)
@@ -283,10 +354,13 @@ class RunSkills:
         except SkillFailure:
             raise
         except TimeoutError:
-            raise SkillFailure(f"skill {spec.name!r} timed out after {timeout:g} s") from None
+            ending = f"after {own:g} s" if timeout == own else "at the run's deadline"
+            raise SkillFailure(f"skill {spec.name!r} timed out {ending}") from None
         except Exception as error:  # noqa: BLE001 - logged, and reported to the guest
             log.logger("agentbox.skills").exception("skill %r raised", spec.name)
             raise SkillFailure(f"skill {spec.name!r} failed: {type(error).__name__}") from None
+        finally:
+            _call_deadline.reset(token)
 
     def _await(self, coroutine: Any, timeout: float) -> Any:
         import asyncio
@@ -326,7 +400,10 @@ def _call_with_timeout(
         except BaseException as error:  # noqa: BLE001 - re-raised on the calling thread
             box["error"] = error
 
-    worker = threading.Thread(target=target, name="agentbox-skill", daemon=True)
+    context = contextvars.copy_context()  # the call's deadline (`call_deadline`) goes along
+    worker = threading.Thread(
+        target=context.run, args=(target,), name="agentbox-skill", daemon=True
+    )
     worker.start()
     worker.join(timeout)
     if worker.is_alive():

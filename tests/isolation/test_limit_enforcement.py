@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agentbox import AgentboxError, ExitCode, RunResult, Sandbox
-from tests.helpers import HANG_GUARD_SECONDS, returns, run_cli
+from tests.helpers import HANG_GUARD_SECONDS, returns, run_cli, wait_until
 
 DEADLINE = 2.0
 
@@ -334,3 +334,39 @@ def test_sandbox_memory_sizes_do_not_wrap_around(memory: int) -> None:
         result.limit,
         result.message,
     )
+
+
+def test_a_cancelled_run_still_ends_at_its_deadline() -> None:
+    """Cancelling `run_async` (what MCP `notifications/cancelled` does) abandons the run, but
+    its store must still reach its deadline: the epoch ticker once stopped with the last
+    awaited run and left the abandoned script spinning forever. The run's Store being freed
+    is the sign that its worker returned (it holds the Store until then)."""
+    import asyncio
+    import weakref
+
+    from agentbox.engines.base import RunSettings, ScriptRequest
+    from agentbox.engines.wasm import WasmEngine
+    from agentbox.limits import Limits
+    from agentbox.skills import SkillSet
+
+    started, ended = threading.Event(), threading.Event()
+
+    def began() -> None:
+        started.set()
+
+    # Longer than the ticker's linger after the last run, so only a ticker that keeps
+    # ticking for the abandoned store ends it.
+    instance = WasmEngine().new_instance(RunSettings(limits=Limits(timeout=5)))
+    weakref.finalize(instance.store, ended.set)
+    request = ScriptRequest(source=b"call_skill('began')\nwhile True:\n    pass\n")
+
+    async def run_and_cancel() -> None:
+        skills = SkillSet([began]).bind_run(asyncio.get_running_loop())
+        task = asyncio.ensure_future(instance.run_once_async(request, skills))
+        assert await asyncio.to_thread(started.wait, HANG_GUARD_SECONDS)  # the loop is running
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_and_cancel())
+    assert wait_until(ended.is_set), "the cancelled run is still running"

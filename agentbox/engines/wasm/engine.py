@@ -208,11 +208,15 @@ class GuestInstance:
             started=time.perf_counter(),
             watch=abandoned_runs.watch(limits.memory),
         )
+        skills.start_clock(limits.timeout)
         binding = host_functions.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
 
         def work() -> None:
             nonlocal func
             host_functions.bind(binding)
+            # The ticker counts this run as active until the worker itself returns, not only
+            # while a caller waits: an abandoned or cancelled run must still reach its deadline.
+            runtime.ticker.__enter__()
             try:
                 if func is None:
                     func = self._func = _instantiate(runtime, store, limits.fuel is not None)
@@ -221,12 +225,13 @@ class GuestInstance:
                 call.outcome = func(store, *arguments)
                 func.post_return(store)
             except WasmtimeError as trap:
-                # Without its traceback: that holds this frame, which holds `call`, a cycle
-                # that kept the Store (all its memory) alive until the next full GC.
+                # Without its traceback: the traceback's frame holds the Store, and the record
+                # holding the traceback would make a cycle that pins the Store until a GC pass.
                 call.trap = trap.with_traceback(None)
             except BaseException as error:  # noqa: BLE001 - reported as an internal error
                 call.error = error
             finally:
+                runtime.ticker.__exit__()
                 host_functions.bind(None)
                 call.watch.returned()
 
@@ -253,6 +258,7 @@ class GuestInstance:
             message=outcome.message,
             duration_ms=duration_ms,
             skill_calls=list(call.skills.calls),
+            skill_calls_unrecorded=call.skills.unrecorded,
             engine=WasmEngine.name,
         )
 

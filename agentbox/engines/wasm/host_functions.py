@@ -3,6 +3,10 @@
 The Linker is built once per process, so its host functions cannot close over a run. A run
 executes on a worker thread, and what `bind` set on that thread says which skills the guest may
 call and where its output goes.
+
+The guest's strings arrive as `GuestText` views (see `guest_strings`): the host reads
+a skill's name and data only when they are within its limits, and output in bounded pieces, so
+what the host allocates does not grow with what the guest sends (beyond wasmtime's own copy).
 """
 
 import threading
@@ -11,14 +15,23 @@ from typing import Protocol
 
 from wasmtime.component import Linker, Variant
 
+from agentbox.engines.wasm import guest_strings
+from agentbox.engines.wasm.guest_strings import GuestText
+from agentbox.skills.bridge import MAX_RECORDED_NAME_CHARS, MAX_SKILL_NAME_BYTES, cut
+
 # Must match `package agentbox:sandbox@0.1.0; interface host` in guest/wit/agentbox.wit.
 HOST_INTERFACE = "agentbox:sandbox/host@0.1.0"
 
 
 class SkillRouter(Protocol):
-    """What a run offers the guest: implemented by `agentbox.skills.SkillSet`."""
+    """What a run offers the guest: implemented by `agentbox.skills.RunSkills`."""
+
+    @property
+    def max_payload(self) -> int: ...
 
     def call_json(self, name: str, data: str) -> tuple[bool, str]: ...
+
+    def refuse(self, name: str, message: str) -> str: ...
 
     def list_json(self) -> str: ...
 
@@ -55,15 +68,28 @@ def _router() -> SkillRouter | None:
     return None if binding is None else binding.router
 
 
-def _call_skill(_store: object, name: str, data: str) -> Variant:
+def _call_skill(_store: object, name: GuestText, data: GuestText) -> Variant:
     router = _router()
+    text = name.text(MAX_SKILL_NAME_BYTES)
     if router is None:
-        return Variant("err", f"no skill named {name!r} (this sandbox has no skills)")
+        shown = text if text is not None else name.prefix(MAX_RECORDED_NAME_CHARS)
+        shown = cut(shown, MAX_RECORDED_NAME_CHARS)
+        return Variant("err", f"no skill named {shown!r} (this sandbox has no skills)")
     try:
-        ok, payload = router.call_json(name, data)
+        if text is None:  # longer than any skill's name: refused unread
+            shown = name.prefix(MAX_RECORDED_NAME_CHARS // 2) + f"...[{name.size} bytes in all]"
+            return Variant("err", router.refuse(shown, f"no skill named {shown!r}"))
+        payload = data.text(router.max_payload)
+        if payload is None:  # refused unread
+            message = (
+                f"data for skill {cut(text, MAX_RECORDED_NAME_CHARS)!r} is larger than the "
+                f"limit ({router.max_payload} bytes)"
+            )
+            return Variant("err", router.refuse(text, message))
+        ok, result = router.call_json(text, payload)
     except Exception as error:  # noqa: BLE001 - a host bug must not trap the guest
-        return Variant("err", f"skill {name!r} failed in the host: {type(error).__name__}")
-    return Variant("ok" if ok else "err", payload)
+        return Variant("err", f"skill call failed in the host: {type(error).__name__}")
+    return Variant("ok" if ok else "err", result)
 
 
 def _list_skills(_store: object) -> str:
@@ -71,15 +97,17 @@ def _list_skills(_store: object) -> str:
     return "[]" if router is None else router.list_json()
 
 
-def _write_output(_store: object, target: str, data: str) -> None:
+def _write_output(_store: object, target: str, data: GuestText) -> None:
+    """Appends to the capture piece by piece: it keeps what fits and only counts the rest."""
     binding = _binding()
     if binding is not None:
         sink = binding.stdout if target == "stdout" else binding.stderr
-        sink.write(data.encode("latin-1", "replace"))  # only a misbehaving guest needs it
+        for piece in data.chunks():
+            sink.write(piece.encode("latin-1", "replace"))  # only a misbehaving guest needs it
 
 
 def define_host_functions(linker: Linker) -> None:
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
-        host.add_func("call-skill", _call_skill)
+        guest_strings.add_func(host, "call-skill", _call_skill)
         host.add_func("list-skills", _list_skills)
-        host.add_func("write-output", _write_output)
+        guest_strings.add_func(host, "write-output", _write_output)

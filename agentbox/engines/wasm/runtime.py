@@ -32,6 +32,9 @@ class Runtime:
 class EpochTicker:
     """Advances the engine's epoch every tick while runs are active, and for a while after.
 
+    A run counts as active until its worker thread returns (see `agentbox.engines.wasm.engine`), not
+    only while a caller waits for it: a cancelled or abandoned run still reaches its deadline.
+
     Deadlines are then per store (`set_epoch_deadline(ticks)`), so concurrent runs with
     different timeouts share one engine without interrupting each other. Ticks are paced by
     the clock (a wake-up for a new run never adds one), and `epoch` counts them so a trap can

@@ -22,6 +22,10 @@ SCRIPT_ERROR_EXIT = 1
 _STDOUT_FD = 1
 _STDERR_FD = 2
 _OUTPUT_BUFFER = 8192
+# The most one `write-output` call carries (its UTF-8 is at most twice this): the host copies a
+# call's whole string before it can cap it, so a large write goes over in bounded pieces.
+# Matches CHUNK_BYTES in agentbox/guest_strings.py.
+_HOST_CALL_BYTES = 64 * 1024
 _monotonic = time.monotonic
 
 
@@ -49,8 +53,10 @@ class _HostOutput(io.RawIOBase):
         return self._fd
 
     def write(self, data) -> int:
-        write_output(self._target, str(data, "latin-1"))
-        return len(data)
+        view = memoryview(data)
+        for start in range(0, len(view), _HOST_CALL_BYTES):
+            write_output(self._target, str(view[start : start + _HOST_CALL_BYTES], "latin-1"))
+        return len(view)
 
 
 class _TimelyTextStream(io.TextIOWrapper):
