@@ -47,6 +47,23 @@ EXTRAS = ("fallback", "mcp", "serve")
 #: dependencies: PyInstaller's bootloader and loader, pyinstaller-hooks-contrib's runtime hooks.
 BUILD_TOOLS = ("pyinstaller", "pyinstaller-hooks-contrib")
 LICENSE_FILE = re.compile(r"(^|/)(LICEN[CS]E|COPYING|NOTICE)[^/]*$", re.IGNORECASE)
+#: Libraries a Python installation may bundle (python.org's Windows and macOS builds) -> the
+#: name its LICENSE.txt uses for them when it carries their license texts.
+PYTHON_BUNDLED = {
+    "libssl": "OpenSSL",
+    "libcrypto": "OpenSSL",
+    "libffi": "libffi",
+    "sqlite3": "SQLite",
+    "libsqlite3": "SQLite",
+    "libbz2": "bzip2",
+    "liblzma": "xz",
+    "libz": "zlib",
+    "zlib": "zlib",
+    "libexpat": "expat",
+    "libmpdec": "mpdecimal",
+    "tcl": "Tcl",
+    "tk": "Tk",
+}
 #: "3.14.0 (main, Sep 11 2026, 23:47:35)": CPython's sys.version inside the guest.
 GUEST_VERSION = re.compile(rb"\b(3\.\d+\.\d+)[a-z0-9]* \(main, ")
 RULE = "=" * 78
@@ -333,8 +350,14 @@ class Inventory:
     def _is_cpython(self, name: str, path: Path) -> bool:
         if name == "base_library.zip":  # the standard library modules needed at bootstrap
             return True
-        if path.name.startswith("libpython") and path.is_relative_to(self.prefix):
-            return True
+        if path.is_relative_to(self.prefix) and _is_shared_library(path):
+            if path.name.lower().startswith(("libpython", "python3")):
+                return True
+            # A library the Python build bundles: covered if CPython's LICENSE.txt has its text.
+            stem = re.split(r"[-.]", path.name.lower(), maxsplit=1)[0]
+            project = PYTHON_BUNDLED.get(stem)
+            if project and project.lower() in _cpython_license()[1].lower():
+                return True
         for folder in (self.stdlib, self.platstdlib):
             if (
                 path.is_relative_to(folder)

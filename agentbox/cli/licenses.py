@@ -5,7 +5,8 @@ import click
 
 @click.command()
 def licenses() -> None:
-    """Print the licenses of CPython, wasmtime, the guest runtime and every bundled package."""
+    """Print the licenses of the third-party software agentbox carries: in the binary, of
+    everything its build collected; in the Python package, of the guest's runtime and CPython."""
     from importlib import resources
 
     resource = resources.files("agentbox") / "THIRD_PARTY_LICENSES"
