@@ -16,8 +16,8 @@ The PyInstaller hook (`agentbox/_pyinstaller/hook-agentbox.py`) is found through
 The binary's `agentbox licenses` prints a list generated from what this build collected
 (`packaging/licenses.py`): once PyInstaller's analysis has run, every collected file and every
 file of the payload is traced to its owner's license text, and the build fails naming any file
-without one (or from a package that is not a runtime dependency). The list is bundled as
-`agentbox/THIRD_PARTY_LICENSES` (a copy stays in `build/licenses/<name>/`).
+without one (or from a package that is not a runtime dependency). The list is bundled gzipped as
+`agentbox/THIRD_PARTY_LICENSES.gz` (the text stays in `build/licenses/<name>/`).
 """
 
 from __future__ import annotations
@@ -182,9 +182,12 @@ def licenses_from_analysis(
                 raise SystemExit(f"build_binary: {error}") from None
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text, encoding="utf-8")
-            # The hook collects the package's own list (the guest's); this build's replaces it.
+            # Compressed: a onefile binary unpacks its data files on every start (53 KB, not
+            # 260 KB). The hook collects the package's list (the guest's); this one replaces it.
+            compressed = output.with_name(output.name + ".gz")
+            compressed.write_bytes(gzip.compress(text.encode("utf-8"), 9, mtime=0))
             self.datas = [entry for entry in self.datas if entry[0] != PACKAGED_NAME]
-            self.datas.append((PACKAGED_NAME, str(output), "DATA"))
+            self.datas.append((f"{PACKAGED_NAME}.gz", str(compressed), "DATA"))
 
     build_main.Analysis = LicensedAnalysis
     try:
