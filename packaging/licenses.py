@@ -334,10 +334,10 @@ class Inventory:
             return self._component(
                 f"dist:{normalized}", lambda: _distribution_component(dist, order=order)
             )
-        if any(path.is_relative_to(folder) for folder in self.own):
-            return None  # agentbox itself, the entry script, the build's generated modules
         if self._is_cpython(name, path):
             return self._component("cpython", self._cpython_component)
+        if any(path.is_relative_to(folder) for folder in self.own):
+            return None  # agentbox itself, the entry script, the build's generated modules
         if _is_shared_library(path):
             package = _debian_package(path)
             if package is not None:
