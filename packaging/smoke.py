@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST_SECRET = "AGENTBOX_SMOKE_HOST_SECRET"
@@ -273,6 +274,129 @@ def check_changed_payload_is_unpacked_again(session: Session) -> None:
         raise SmokeFailure(f"the swapped library was not replaced: {result.stderr!r}")
 
 
+SHARED_LIBRARY = re.compile(r"\.(so|dylib|dll|pyd)$|\.so\.")
+#: A section of `agentbox licenses`: rule, title, `License:`, optional wrapped `Files:`, rule.
+LICENSE_SECTION = re.compile(
+    r"^={78}\n(?P<title>[^\n]+)\nLicense: [^\n]*\n(?P<files>Files: [^\n]*(?:\n  [^\n]*)*\n)?={78}$",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class Contents:
+    """What a PyInstaller binary carries, read from its archive (and, for a onedir build, its
+    `_internal` folder), plus the payload its index lists."""
+
+    modules: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    payload: dict[str, int] = field(default_factory=dict)
+    payload_extensions: dict[str, str] = field(default_factory=dict)
+
+    def shared_libraries(self) -> set[str]:
+        """Base names of the shared libraries and extension modules, bundle and payload."""
+        names = {Path(name).name for name in (*self.files, *self.payload)}
+        return {name for name in names if SHARED_LIBRARY.search(name)}
+
+    def distributions(self) -> set[str]:
+        """The installed distributions (normalized names) the carried modules, extension
+        modules and metadata folders belong to, per this environment's importlib.metadata."""
+        from importlib.metadata import packages_distributions
+
+        owners = packages_distributions()
+        tops = {name.split(".")[0] for name in (*self.modules, *self.payload_extensions)}
+        found = {_normalize(dist) for top in tops for dist in owners.get(top, [])}
+        for name in self.files:  # "wasmtime-50.0.1.dist-info/METADATA"
+            folder = name.split("/")[0]
+            for suffix in (".dist-info", ".egg-info"):
+                if folder.endswith(suffix):
+                    found.add(_normalize(folder.removesuffix(suffix).rsplit("-", 1)[0]))
+        return found - {"agentbox-wasm"}
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def binary_contents(binary: Path) -> Contents:
+    """Read the binary's PyInstaller archive (needs PyInstaller, as the build does)."""
+    try:
+        from PyInstaller.archive.readers import CArchiveReader
+    except ImportError:
+        raise SmokeFailure(
+            "reading the binary's contents needs PyInstaller (pip install --group binary)"
+        ) from None
+    contents = Contents()
+    archive = CArchiveReader(str(binary))
+    for name, (*_, typecode) in archive.toc.items():
+        if typecode == "z":
+            pyz = archive.open_embedded_archive(name)
+            contents.modules |= set(pyz.toc)
+            if "_agentbox_payload_index" in pyz.toc:
+                index: dict[str, dict[str, object]] = {}
+                exec(pyz.extract("_agentbox_payload_index"), index)  # the build's own module
+                contents.payload = {name: int(str(size)) for name, size in index["FILES"].items()}
+                contents.payload_extensions = {k: str(v) for k, v in index["EXTENSIONS"].items()}
+        elif typecode in ("m", "M", "s"):
+            contents.modules.add(name)
+        elif typecode in ("b", "x"):
+            contents.files.add(name)
+    internal = binary.parent / "_internal"
+    if internal.is_dir():  # onedir: the collected files sit beside the executable
+        contents.files |= {
+            path.relative_to(internal).as_posix() for path in internal.rglob("*") if path.is_file()
+        }
+    return contents
+
+
+def parse_licenses(text: str) -> dict[str, set[str]]:
+    """`agentbox licenses`' output: section title -> the file names its `Files:` lists."""
+    sections = {}
+    for match in LICENSE_SECTION.finditer(text):
+        listed = (match["files"] or "").removeprefix("Files: ")
+        sections[match["title"]] = {name.strip() for name in listed.split(",") if name.strip()}
+    return sections
+
+
+def check_licenses(session: Session) -> None:
+    """`agentbox licenses` lists every distribution and shared library the binary carries, and
+    names the guest's CPython with the version the guest itself reports."""
+    result = session.run("licenses")
+    expect(result)
+    sections = parse_licenses(result.stdout)
+    if not sections:
+        raise SmokeFailure(f"agentbox licenses printed no sections: {result.stdout[:500]!r}")
+    contents = binary_contents(session.binary)
+    titled = {_normalize(title.split()[0]) for title in sections}
+    missing = sorted(contents.distributions() - titled)
+    listed = set().union(*sections.values())
+    unlisted = sorted(contents.shared_libraries() - listed)
+    if missing or unlisted:
+        raise SmokeFailure(
+            f"agentbox licenses lacks distributions {missing} and shared libraries {unlisted}"
+        )
+    guest = json.loads(session.run("info", "--json").stdout)["guest_python"]
+    guest_titles = [title for title in sections if "guest's Python" in title]
+    if guest_titles != [f"CPython {guest} for WASI (the guest's Python)"]:
+        raise SmokeFailure(f"the guest runs CPython {guest}; the licenses name {guest_titles}")
+
+
+def check_runtime_dependencies_only(session: Session) -> None:
+    """Every distribution in the binary is a runtime dependency of agentbox (with the extras
+    whose commands the binary has) or PyInstaller's: nothing leaked from the dev environment."""
+    from licenses import BUILD_TOOLS, runtime_distributions
+
+    allowed = {_normalize(dist.metadata["Name"]) for dist in runtime_distributions()}
+    contents = binary_contents(session.binary)
+    leaked = sorted(contents.distributions() - allowed - set(BUILD_TOOLS))
+    if leaked:
+        raise SmokeFailure(f"the binary carries packages that are no runtime dependency: {leaked}")
+    dev_only = sorted(
+        name for name in contents.modules if name.split(".")[0] in ("yaml", "pygments", "pytest")
+    )
+    if dev_only:
+        raise SmokeFailure(f"the binary carries dev-only modules: {dev_only[:10]}")
+
+
 #: Run after check_first_run, which fills the cache: these are warm runs, in any order.
 WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
     check_warm_run,
@@ -288,6 +412,8 @@ WARM_CHECKS: tuple[Callable[[Session], None], ...] = (
     check_info,
     check_mcp,
     check_changed_payload_is_unpacked_again,
+    check_licenses,
+    check_runtime_dependencies_only,
 )
 CHECKS = (check_first_run, *WARM_CHECKS)
 

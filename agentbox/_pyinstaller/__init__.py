@@ -52,6 +52,15 @@ EXCLUDED_MODULES: tuple[str, ...] = (
     # imports it (with ~70 compiled modules, curses and more, all unpacked on every start).
     "mypy",
     "mypyc",
+    # Optional imports of runtime dependencies that reach packages only the development
+    # environment has (the test group installs PyYAML, pytest brings Pygments). The build fails
+    # on any module from outside agentbox's runtime dependencies (packaging/licenses.py).
+    # uvicorn.config imports yaml only to read a `.yaml` log config, which `agentbox serve`
+    # never passes.
+    "yaml",
+    # httpx2's `httpx` command-line client, which httpx2/__init__.py imports only when
+    # `httpx2.main` is accessed; it imports click, pygments and rich (httpx2's `cli` extra).
+    "httpx2._main",
 )
 
 #: Extension modules `agentbox run` never imports (most are for `agentbox mcp`): a onefile build
@@ -61,7 +70,6 @@ LAZY_EXTENSIONS: tuple[str, ...] = (
     "pydantic_core._pydantic_core",
     "_cffi_backend",
     "rpds.rpds",
-    "yaml._yaml",
     "unicodedata",
     "_decimal",
     "pyexpat",
