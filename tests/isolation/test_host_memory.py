@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from agentbox import Sandbox
-from agentbox.skills import MAX_RECORDED_CALLS, MAX_RECORDED_NAME_CHARS
+from agentbox.skills.bridge import MAX_RECORDED_CALLS, MAX_RECORDED_NAME_CHARS
 from tests.helpers import HANG_GUARD_SECONDS
 
 MIB = 1024 * 1024

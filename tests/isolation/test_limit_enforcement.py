@@ -345,7 +345,7 @@ def test_a_cancelled_run_still_ends_at_its_deadline() -> None:
     import weakref
 
     from agentbox.engines.base import RunSettings, ScriptRequest
-    from agentbox.engines.wasm import WasmEngine
+    from agentbox.engines.wasm.engine import WasmEngine
     from agentbox.limits import Limits
     from agentbox.skills import SkillSet
 

@@ -55,6 +55,31 @@ def mcp_client(cwd: Path, *options: str) -> Iterator[Client]:
         yield Client(portal, session)
 
 
+class FifoBlocker:
+    """Scripts that print a marker, then block inside a WASI host call (opening a named pipe on
+    a read-only mount) until `release()`: skill calls end at the run's deadline, but wasmtime's
+    own host calls cannot be interrupted, so these runs are abandoned by the watchdog."""
+
+    MARKER = "reached the host call\n"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / "fifo"
+        self.folder.mkdir()
+        self.pipe = self.folder / "pipe"
+        os.mkfifo(self.pipe)
+
+    def mount(self) -> tuple[str, str]:
+        return ("--mount", f"{self.folder}:/block")
+
+    def code(self) -> str:
+        return f"print({self.MARKER[:-1]!r}, flush=True)\nopen('/block/pipe').read()"
+
+    def release(self) -> None:
+        """Open the pipe for writing once (every blocked reader's open returns), then close it
+        (their reads see end of file)."""
+        os.close(os.open(self.pipe, os.O_WRONLY | os.O_NONBLOCK))
+
+
 class Blocker:
     """Scripts that print a marker, then block in the `block` skill until `release()`."""
 
@@ -92,14 +117,13 @@ def test_mcp_refuses_runs_while_abandoned_runs_hold_too_much_then_recovers(
 ) -> None:
     """The attack: runs that block in a host call past their deadline, each keeping its Store
     (before: five calls of 400 MiB pinned 2 GiB, never released)."""
-    blocker = Blocker(tmp_path)
-    with mcp_client(
-        tmp_path, "--timeout", "1", "--memory", memory, "--skills", BLOCKING_SKILL
-    ) as client:
-        for index in range(held):
-            result = client.run(blocker.code(str(index)))
+    blocker = FifoBlocker(tmp_path)
+    with mcp_client(tmp_path, "--timeout", "1", "--memory", memory, *blocker.mount()) as client:
+        for _ in range(held):
+            result = client.run(blocker.code())
             assert result.structured_content["limit"] == "timeout", text(result)
-        assert blocker.started(held)  # each run really reached the host call and stayed there
+            # The run really reached the host call and stayed there.
+            assert result.structured_content["stdout"] == FifoBlocker.MARKER
         refused = [client.run("print('one more')"), client.run("print(1)", session="s")]
         for result in refused:
             assert result.is_error
@@ -129,12 +153,12 @@ def test_mcp_cap_also_counts_runs_blocked_in_the_sandboxs_own_host_calls(tmp_pat
 def test_serve_answers_503_while_abandoned_runs_hold_too_much_then_recovers(
     tmp_path: Path,
 ) -> None:
-    blocker = Blocker(tmp_path)
-    options = ("--timeout", "1", "--memory", "64M", "--skills", BLOCKING_SKILL)
+    blocker = FifoBlocker(tmp_path)
+    options = ("--timeout", "1", "--memory", "64M", *blocker.mount())
     with started_server(tmp_path, *options) as server:
-        for index in range(MAX_ABANDONED_RUNS):
-            assert server.run(blocker.code(str(index)))["limit"] == "timeout"
-        assert blocker.started(MAX_ABANDONED_RUNS)
+        for _ in range(MAX_ABANDONED_RUNS):
+            result = server.run(blocker.code())
+            assert (result["limit"], result["stdout"]) == ("timeout", FifoBlocker.MARKER)
         status, body = server.request("POST", "/run", {"code": "print(1)"})
         assert status == 503
         assert body["error"].startswith("new runs are refused for now"), body
