@@ -100,6 +100,9 @@ def main() -> None:
     runtime may still be closing a freed sandbox's streams on its worker threads, and a normal
     interpreter shutdown racing with them can abort with a Rust panic."""
     code = _exit_code()
+    commands = sys.modules.get("agentbox.skills.command")  # loaded only if a skill is one
+    if commands is not None:
+        commands.end_running_commands()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
             stream.flush()

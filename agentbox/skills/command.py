@@ -127,7 +127,9 @@ _live_lock = threading.Lock()
 
 
 @atexit.register
-def _kill_live_groups() -> None:
+def end_running_commands() -> None:
+    """End every command skill still running (and what it started). Runs at interpreter exit;
+    the CLI, which leaves with `os._exit` (no atexit), calls it itself."""
     with _live_lock:
         running = list(_live)
     for process in running:
