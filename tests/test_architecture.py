@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "agentbox"
 
 # Lowest first. A module may import its own layer and any layer listed before it.
-LAYERS = ("foundation", "skills", "engines", "core", "server", "cli")
+LAYERS = ("foundation", "skills", "engines", "core", "batch", "server", "cli")
 
 FOUNDATION = {
     "agentbox._frozen",
@@ -37,7 +37,13 @@ def layer_of(module: str) -> str:
     if module == "agentbox.__main__" or module.startswith("agentbox._pyinstaller"):
         return "cli"  # `python -m agentbox`, and the frozen binary's packaging glue
     prefix = module.split(".")[1]
-    layer = {"skills": "skills", "engines": "engines", "server": "server", "cli": "cli"}.get(prefix)
+    layer = {
+        "skills": "skills",
+        "engines": "engines",
+        "batch": "batch",
+        "server": "server",
+        "cli": "cli",
+    }.get(prefix)
     if layer is None:
         raise AssertionError(f"{module} belongs to no layer: add it to tests/test_architecture.py")
     return layer
