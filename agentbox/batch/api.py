@@ -79,7 +79,8 @@ def make_pool(
     if ray is not None and ray is not False:
         from agentbox.batch.ray_pool import RayPool
 
-        ray_pool: Pool = RayPool(settings, workers, address=None if ray is True else str(ray))
+        address = None if ray is True else str(ray)
+        ray_pool: Pool = RayPool(settings, workers, address=address, progress=progress)
         return ray_pool
     from agentbox.batch.local import LocalPool
 
