@@ -22,12 +22,15 @@ memory image's pages, the run itself, freeing), measured on the engine's parts d
 
 import argparse
 import concurrent.futures
+import contextlib
 import gc
 import json
 import os
 import random
 import resource
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -252,30 +255,49 @@ def breakdown(tasks: list[dict[str, object]], samples: int) -> dict[str, float]:
 
 
 class RayCluster:
-    """`ray start --head` here, stopped at the end (only for --ray)."""
+    """A one-node Ray cluster started here (`ray start --head --block` in a process group of
+    its own), stopped by killing that group: never `ray stop`, which stops every Ray on the
+    machine."""
 
     def __init__(self, cpus: int) -> None:
-        self.dir = tempfile.mkdtemp(prefix="agentbox-ray-")
-        ray = str(Path(sys.executable).with_name("ray"))
-        self.ray = ray
-        port = "6391"
-        subprocess.run(
+        def free_port() -> int:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                return int(probe.getsockname()[1])
+
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self.process = subprocess.Popen(
             [
-                ray,
+                str(Path(sys.executable).with_name("ray")),
                 "start",
                 "--head",
+                "--block",
                 f"--port={port}",
                 f"--num-cpus={cpus}",
+                "--node-ip-address=127.0.0.1",
                 "--include-dashboard=false",
-                f"--temp-dir={self.dir}",
+                "--disable-usage-stats",
+                f"--dashboard-port={free_port()}",
+                f"--temp-dir={tempfile.mkdtemp(prefix='agentbox-ray-')}",
             ],
-            check=True,
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        self.address = f"127.0.0.1:{port}"
+        for _ in range(1200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if self.process.poll() is not None:
+                raise SystemExit("ray start --head failed")
+            time.sleep(0.1)
 
     def stop(self) -> None:
-        subprocess.run([self.ray, "stop", "--force"], capture_output=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def main() -> None:

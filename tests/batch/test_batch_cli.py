@@ -260,3 +260,36 @@ def test_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert "50/50" in text and "task/s" in text and "100%" in text, text
     assert "agentbox: 50 tasks: 50 passed" in text
     assert len(read_results(out)) == 50
+
+
+def test_skills_env_and_mounts_reach_every_worker(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("from the host")
+    skills = Path(__file__).resolve().parent.parent / "fixtures" / "host_skills.py"
+    code = (
+        "import os\n"
+        "print(call_skill('add', {'a': 2, 'b': 3}), os.environ.get('GREETING'),"
+        " open('/data/hello.txt').read())\n"
+    )
+    tasks = write_tasks(tmp_path / "tasks.jsonl", [{"id": n, "code": code} for n in range(6)])
+    out = tmp_path / "results.jsonl"
+    result = run_cli(
+        "batch",
+        str(tasks),
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+        "--skills",
+        str(skills),
+        "--env",
+        "GREETING=hi",
+        "--mount",
+        str(data),
+    )
+    assert result.returncode == 0, result.stderr
+    found = by_id(read_results(out))
+    for n in range(6):
+        assert found[n]["stdout"] == "5 hi from the host\n", found[n]
+        assert [call["name"] for call in found[n]["skill_calls"]] == ["add"]
