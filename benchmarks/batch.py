@@ -161,11 +161,11 @@ def real_python3() -> str:
     ).strip()
 
 
-def subprocess_harness(tasks: list[dict[str, object]], cores: int) -> dict[str, bool]:
+def subprocess_harness(tasks: list[dict[str, object]], cores: int) -> dict[str, str]:
     """One `python3 -I -c CODE` process per task, `cores` at a time; passed = exit code 0."""
     python = real_python3()
 
-    def one(task: dict[str, object]) -> tuple[str, bool]:
+    def one(task: dict[str, object]) -> tuple[str, str]:
         try:
             done = subprocess.run(
                 [python, "-I", "-c", str(task["code"])],
@@ -174,14 +174,23 @@ def subprocess_harness(tasks: list[dict[str, object]], cores: int) -> dict[str, 
                 timeout=TIMEOUT_SECONDS,
             )
         except subprocess.TimeoutExpired:
-            return str(task["id"]), False
-        return str(task["id"]), done.returncode == 0
+            return str(task["id"]), "timeout"
+        return str(task["id"]), "pass" if done.returncode == 0 else "fail"
 
     with concurrent.futures.ThreadPoolExecutor(cores) as pool:
         return dict(pool.map(one, tasks))
 
 
-def cli_batch(tasks_path: Path, cores: int, extra: list[str] | None = None) -> dict[str, bool]:
+def outcome(result: dict[str, object]) -> str:
+    """`pass`, `fail` or what else ended the task (a limit, an error)."""
+    if result["error"] is not None:
+        return "error"
+    if result["limit"] is not None:
+        return str(result["limit"])
+    return "pass" if result["exit_code"] == 0 else "fail"
+
+
+def cli_batch(tasks_path: Path, cores: int, extra: list[str] | None = None) -> dict[str, str]:
     out = tasks_path.with_suffix(".results.jsonl")
     out.unlink(missing_ok=True)
     command = [sys.executable, "-m", "agentbox", "batch", str(tasks_path), "-o", str(out)]
@@ -193,10 +202,11 @@ def cli_batch(tasks_path: Path, cores: int, extra: list[str] | None = None) -> d
     }
 
 
-def api_batch(tasks: list[dict[str, object]], cores: int) -> dict[str, bool]:
+def api_batch(tasks: list[dict[str, object]], cores: int) -> dict[str, str]:
     from agentbox.batch import run_batch
 
-    return {str(r.id): r.ok for r in run_batch(tasks, workers=cores, timeout=TIMEOUT_SECONDS)}
+    results = run_batch(tasks, workers=cores, timeout=TIMEOUT_SECONDS)
+    return {str(r.id): outcome(r.to_json()) for r in results}
 
 
 def timed(function, *args):  # type: ignore[no-untyped-def]
@@ -307,6 +317,11 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--samples", type=int, default=200, help="for the per-task breakdown")
     parser.add_argument("--ray", action="store_true", help="also measure --ray on a local cluster")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the python3 -I harness (for long local-vs-Ray runs); compare with local",
+    )
     args = parser.parse_args()
 
     tasks = corpus(args.tasks)
@@ -316,7 +331,7 @@ def main() -> None:
     cluster = RayCluster(args.cores) if args.ray else None
 
     timings: dict[str, list[float]] = {}
-    verdicts: dict[str, dict[str, bool]] = {}
+    verdicts: dict[str, dict[str, str]] = {}
     harnesses = [
         ("python3 -I per task", lambda: subprocess_harness(tasks, args.cores)),
         ("agentbox batch (command, end to end)", lambda: cli_batch(tasks_path, args.cores)),
@@ -329,6 +344,8 @@ def main() -> None:
                 lambda: cli_batch(tasks_path, args.cores, ["--ray", cluster.address]),
             )
         )
+    if args.no_baseline:
+        harnesses = harnesses[1:]
     try:
         for _ in range(args.rounds):
             for name, harness in harnesses:
@@ -339,26 +356,30 @@ def main() -> None:
         if cluster is not None:
             cluster.stop()
 
-    baseline = verdicts["python3 -I per task"]
-    passed = sum(baseline.values())
+    base_name = harnesses[0][0]
+    baseline = verdicts[base_name]
+    passed = sum(v == "pass" for v in baseline.values())
     print(
-        f"corpus: {len(tasks)} programs, {passed} pass and {len(tasks) - passed} fail "
-        "under python3 -I"
+        f"corpus: {len(tasks)} programs, {passed} pass and {len(tasks) - passed} fail ({base_name})"
     )
     for name, verdict in verdicts.items():
-        differ = sorted(k for k in baseline if verdict.get(k) != baseline[k])
+        differ = [
+            f"{k}: {baseline[k]} vs {verdict.get(k)}"
+            for k in sorted(baseline)
+            if (verdict.get(k) == "pass") != (baseline[k] == "pass")
+        ]
         print(
             f"  {name}: pass/fail identical per task: {not differ}"
             + (f" (differ: {differ[:5]})" if differ else "")
         )
     print(f"\nthroughput on {args.cores} cores, {args.rounds} rounds alternating (median; best):")
-    reference = statistics.median(timings["python3 -I per task"])
+    reference = statistics.median(timings[base_name])
     for name, seconds in timings.items():
         median = statistics.median(seconds)
         rate = len(tasks) / median
         print(
             f"  {name:<40} {median:6.2f} s  {rate:7.1f} tasks/s  {rate / args.cores:6.1f} /core"
-            f"  x{reference / median:4.1f} vs python3 -I"
+            f"  x{reference / median:4.2f} vs {base_name[:12]}"
             f"   (best {len(tasks) / min(seconds):.1f} tasks/s)"
         )
     print("\nper task inside a worker (p50 ms):")

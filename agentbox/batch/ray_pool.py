@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentbox._version import DISTRIBUTION
 from agentbox.batch.runner import BatchSettings, TaskRunner
 from agentbox.batch.tasks import Task, TaskResult, id_key
 from agentbox.errors import UsageError
@@ -36,8 +37,6 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        from agentbox._version import DISTRIBUTION
-
         raise UsageError(
             f"--ray needs Ray: pip install '{DISTRIBUTION}[ray]' (on every node of the cluster)"
         ) from None
@@ -165,7 +164,11 @@ class RayPool:
                         if call is None and not any(m.ready for m in self._members):
                             start_failures += 1
                             if start_failures > self.size + 2:
-                                raise RuntimeError(f"Ray actors cannot start: {error}") from None
+                                first = (str(error).strip().splitlines() or ["?"])[0]
+                                raise UsageError(
+                                    f"Ray actors cannot start (is {DISTRIBUTION}[ray] "
+                                    f"installed on every node?): {first}"
+                                ) from None
                         yield from self._lose(member, call, retries)
                         continue
                     if call is None:
