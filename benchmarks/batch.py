@@ -197,9 +197,7 @@ def cli_batch(tasks_path: Path, cores: int, extra: list[str] | None = None) -> d
     command += ["--timeout", str(TIMEOUT_SECONDS), "--workers", str(cores), *(extra or [])]
     subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = [json.loads(line) for line in out.read_text().splitlines()]
-    return {
-        r["id"]: r["exit_code"] == 0 and r["limit"] is None and r["error"] is None for r in results
-    }
+    return {r["id"]: outcome(r) for r in results}
 
 
 def api_batch(tasks: list[dict[str, object]], cores: int) -> dict[str, str]:

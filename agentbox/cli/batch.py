@@ -112,8 +112,8 @@ def _summary(counts: Counter[str], total: int, seconds: float, skipped: int) -> 
     flag_value="auto",
     default=None,
     metavar="[ADDRESS]",
-    help="Run on a Ray cluster: ADDRESS (ray://host:10001, host:6379), or alone for the "
-    "cluster `ray start` runs here (or RAY_ADDRESS). Needs the `ray` extra.",
+    help="Run on the Ray cluster at ADDRESS (host:6379), or, alone, the one `ray start` runs "
+    "here (or RAY_ADDRESS). Write it after TASKS or as --ray=ADDRESS. Needs the `ray` extra.",
 )
 @sandbox_options
 @click.pass_context
