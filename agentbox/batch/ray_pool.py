@@ -50,7 +50,7 @@ class _Actor:
         import sys
 
         def progress(message: str) -> None:
-            print(f"agentbox: {message}", file=sys.stderr, flush=True)
+            print(message, file=sys.stderr, flush=True)
 
         self.runner = TaskRunner(settings, progress=progress)
 
@@ -108,8 +108,14 @@ class RayPool:
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
         return ray
 
-    def _start(self) -> _Member:
-        member = _Member(self._actor_class.remote(self.settings))
+    def _start(self, node: str | None = None) -> _Member:
+        actor_class = self._actor_class
+        if node is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            strategy = NodeAffinitySchedulingStrategy(node, soft=True)
+            actor_class = actor_class.options(scheduling_strategy=strategy)
+        member = _Member(actor_class.remote(self.settings))
         member.calls[member.handle.ready.remote()] = None
         self._members.append(member)
         return member
@@ -130,10 +136,22 @@ class RayPool:
         written: set[str] = set()
         exhausted = False
         start_failures = 0
+        # One actor per node first: it compiles the guest into that node's cache if needed (with
+        # a progress line), and the node's other actors, started once it is ready, load it.
+        nodes = [
+            node["NodeID"]
+            for node in ray.nodes()
+            if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) >= 1
+        ][: self.size]
+        later = self.size - len(nodes)
         try:
-            for _ in range(self.size):
-                self._start()
+            for node in nodes:
+                self._start(node)
             while stop is None or not stop.is_set():
+                if later and all(member.ready for member in self._members):
+                    for _ in range(later):
+                        self._start()
+                    later = 0
                 for member in self._members:
                     while member.ready and len(member.calls) < IN_FLIGHT:
                         if retries:

@@ -210,8 +210,8 @@ def _progress_bar(total: int) -> Any:
 def _echo_progress(bar: Any) -> Any:
     def echo(message: str) -> None:
         if bar is not None:
-            bar.write(f"agentbox: {message}", file=sys.stderr)
+            bar.write(message, file=sys.stderr)
         else:
-            click.echo(f"agentbox: {message}", err=True)
+            click.echo(message, err=True)
 
     return echo

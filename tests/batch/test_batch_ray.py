@@ -41,13 +41,13 @@ def free_port() -> int:
 class Node:
     """One `ray start --block` process and everything it starts, in its own process group."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, cpus: int = 1, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [RAY, "start", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", *args],
+            [RAY, "start", "--block", f"--num-cpus={cpus}", "--node-ip-address=127.0.0.1", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, **FAST_HEALTH_CHECKS},
+            env={**os.environ, **FAST_HEALTH_CHECKS, **(env or {})},
             start_new_session=True,
         )
 
@@ -75,28 +75,34 @@ def alive_nodes(address: str) -> int:
     return int(result.stdout.strip() or 0)
 
 
-@pytest.fixture
-def cluster() -> Iterator[tuple[str, Node]]:
-    """A head and a second node; yields the address and the second node (to kill)."""
+def start_head(nodes: list[Node], cpus: int = 1, env: dict[str, str] | None = None) -> str:
     try:
         import ray  # noqa: F401
     except ImportError:
         pytest.fail("the ray extra is not installed: pip install -e '.[ray]' (make setup-test)")
     port = free_port()
-    address = f"127.0.0.1:{port}"
-    temp = tempfile.mkdtemp(prefix="agentbox-ray-")
     head = Node(
         "--head",
         f"--port={port}",
-        f"--temp-dir={temp}",
+        f"--temp-dir={tempfile.mkdtemp(prefix='agentbox-ray-')}",
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--dashboard-port={free_port()}",
+        cpus=cpus,
+        env=env,
     )
-    nodes = [head]
+    nodes.append(head)
+    assert wait_until(lambda: listening(port) or head.process.poll() is not None)
+    assert head.process.poll() is None, "ray start --head failed"
+    return f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[str, Node]]:
+    """A head and a second node; yields the address and the second node (to kill)."""
+    nodes: list[Node] = []
     try:
-        assert wait_until(lambda: listening(port) or head.process.poll() is not None)
-        assert head.process.poll() is None, "ray start --head failed"
+        address = start_head(nodes)
         second = Node(f"--address={address}")
         nodes.append(second)
         assert wait_until(lambda: alive_nodes(address) == 2 or second.process.poll() is not None)
@@ -105,6 +111,30 @@ def cluster() -> Iterator[tuple[str, Node]]:
     finally:
         for node in reversed(nodes):
             node.kill()
+
+
+def test_the_guest_compiles_once_per_node_with_progress(tmp_path: Path) -> None:
+    """A node with an empty compile cache and two CPUs: its first actor compiles (the progress
+    line reaches the driver's stderr), the second starts after it and loads the cache."""
+    nodes: list[Node] = []
+    cache = tmp_path / "cache"
+    try:
+        address = start_head(nodes, cpus=2, env={"AGENTBOX_CACHE_DIR": str(cache)})
+        tasks = write_tasks(
+            tmp_path / "tasks.jsonl", [{"id": n, "code": "print(1)"} for n in range(20)]
+        )
+        out = tmp_path / "results.jsonl"
+        result = run_cli(
+            "batch", str(tasks), "-o", str(out), "--ray", address, timeout=HANG_GUARD_SECONDS * 3
+        )
+    finally:
+        for node in nodes:
+            node.kill()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(b"compiling the sandbox for this machine") == 1, result.stderr
+    assert b"sandbox compiled in" in result.stderr
+    assert list(cache.glob("*.cwasm")), "the node's cache holds no compiled guest"
+    assert len(by_id(read_results(out))) == 20
 
 
 def mixed_tasks(path: Path) -> Path:
