@@ -293,3 +293,29 @@ def test_skills_env_and_mounts_reach_every_worker(tmp_path: Path) -> None:
     for n in range(6):
         assert found[n]["stdout"] == "5 hi from the host\n", found[n]
         assert [call["name"] for call in found[n]["skill_calls"]] == ["add"]
+
+
+def test_the_guest_compiles_once_with_a_progress_line(tmp_path: Path) -> None:
+    """An empty compile cache: the first worker compiles (one progress line), the others start
+    after it and load what it cached."""
+    tasks = write_tasks(
+        tmp_path / "tasks.jsonl", [{"id": n, "code": "print(1)"} for n in range(10)]
+    )
+    out = tmp_path / "results.jsonl"
+    cache = tmp_path / "cache"
+    result = run_cli(
+        "batch",
+        str(tasks),
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+        env={"AGENTBOX_CACHE_DIR": str(cache)},
+        timeout=HANG_GUARD_SECONDS,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert lines[0] == "agentbox: compiling the sandbox for this machine (first run only)..."
+    assert lines[1].startswith("agentbox: sandbox compiled in ")
+    assert lines[2].startswith("agentbox: 10 tasks: 10 passed") and len(lines) == 3
+    assert list(cache.glob("*.cwasm"))
