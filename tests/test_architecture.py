@@ -112,6 +112,18 @@ def test_nothing_below_the_cli_imports_click(module: str) -> None:
     assert not {name for name in everywhere if name.split(".")[0] == "click"}, module
 
 
+def test_only_the_ray_pool_imports_ray() -> None:
+    """Ray is an optional extra: one module imports it, and only `--ray` imports that module."""
+    importers = sorted(
+        module
+        for module, path in MODULES.items()
+        if any(name.split(".")[0] == "ray" for name in imports_of(path)[0])
+    )
+    assert importers == ["agentbox.batch.ray_pool"]
+    _, top_level = imports_of(MODULES["agentbox.batch.api"])
+    assert "agentbox.batch.ray_pool" not in top_level
+
+
 def test_no_import_cycles_at_module_level() -> None:
     graph = {module: internal(imports_of(path)[1]) - {module} for module, path in MODULES.items()}
     # A package's __init__ is imported by its submodules' imports; that edge is not a cycle.
