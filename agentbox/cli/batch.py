@@ -169,6 +169,10 @@ def batch(
     counts: Counter[str] = Counter()
     started = time.perf_counter()
     bar = _progress_bar(len(todo))
+    if ray_address is None:  # no more local workers than tasks to run
+        from agentbox.batch.local import default_workers
+
+        workers = max(1, min(workers or default_workers(), len(todo)))
     pool = make_pool(settings, workers, ray_address, progress=_echo_progress(bar))
     results = pool.run(prepare(todo, limits))
     try:
