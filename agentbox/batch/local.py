@@ -80,6 +80,20 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(agentbox.__file__)))
 
 
+# A frozen binary has no `-m`: its entry script (packaging/entry.py) calls `serve` on seeing this.
+FROZEN_WORKER_ARGUMENT = "--agentbox-batch-worker"
+
+
+def worker_command(descriptor: int) -> tuple[list[str], dict[str, str]]:
+    """How to start a worker serving the socket `descriptor`: this Python with the package on
+    its path, or the frozen binary itself."""
+    env = dict(os.environ)
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_WORKER_ARGUMENT, str(descriptor)], env
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH", "")]))
+    return [sys.executable, "-m", "agentbox.batch.worker", str(descriptor)], env
+
+
 class _Worker:
     """A worker process, started as `python -m agentbox.batch.worker FD` with one end of a
     socket pair: never through multiprocessing's spawn, which would re-import the caller's
@@ -87,12 +101,9 @@ class _Worker:
 
     def __init__(self, settings: BatchSettings) -> None:
         parent, child = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [_package_root(), env.get("PYTHONPATH", "")])
-        )
+        command, env = worker_command(child.fileno())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agentbox.batch.worker", str(child.fileno())],
+            command,
             pass_fds=[child.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -107,3 +107,35 @@ def test_batch_without_ray_never_imports_ray(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"[]\n"
     assert (tmp_path / "out.jsonl").read_text().count("\n") == 1
+
+
+def test_the_binarys_entry_script_serves_as_a_batch_worker() -> None:
+    """The frozen binary starts its workers as itself with `--agentbox-batch-worker FD`: its
+    entry script (run here by Python, as PyInstaller runs it) speaks the worker protocol."""
+    import socket
+    from multiprocessing.connection import Connection
+
+    from agentbox.batch import BatchSettings, Task
+    from agentbox.batch.local import FROZEN_WORKER_ARGUMENT
+    from agentbox.limits import Limits
+
+    entry = Path(__file__).resolve().parent.parent.parent / "packaging" / "entry.py"
+    parent, child = socket.socketpair()
+    process = subprocess.Popen(
+        [sys.executable, str(entry), FROZEN_WORKER_ARGUMENT, str(child.fileno())],
+        pass_fds=[child.fileno()],
+    )
+    child.close()
+    connection = Connection(parent.detach())
+    try:
+        connection.send(BatchSettings())
+        assert connection.poll(HANG_GUARD_SECONDS) and connection.recv()[0] == "ready"
+        connection.send((Task(id="t", code="print(7 * 6)"), Limits()))
+        assert connection.poll(HANG_GUARD_SECONDS)
+        kind, result = connection.recv()
+        assert (kind, result.id, result.stdout, result.exit_code) == ("result", "t", "42\n", 0)
+        connection.send(None)
+        assert process.wait(HANG_GUARD_SECONDS) == 0
+    finally:
+        connection.close()
+        process.kill()
