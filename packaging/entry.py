@@ -12,11 +12,10 @@ if sys.argv[1:] == ["--agentbox-fallback-child"]:
 
     child_main()
 elif sys.argv[1:2] == ["--agentbox-batch-worker"] and len(sys.argv) == 3:
-    from multiprocessing.connection import Connection
-
+    from agentbox.batch.channel import Channel
     from agentbox.batch.local import serve
 
-    serve(Connection(int(sys.argv[2])))
+    serve(Channel.from_descriptor(int(sys.argv[2])))
 else:
     from agentbox.cli import main
 

@@ -17,9 +17,9 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from agentbox.batch.channel import Channel, wait
 from agentbox.batch.runner import BatchSettings, TaskRunner
 from agentbox.batch.tasks import Task, TaskResult
 from agentbox.limits import Limits
@@ -40,7 +40,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def serve(connection: Connection) -> None:
+def serve(connection: Channel) -> None:
     """A worker process's life: build the runner, then run tasks until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -110,7 +110,7 @@ class _Worker:
             env=env,
         )
         child.close()
-        self.connection = Connection(parent.detach())
+        self.connection = Channel(parent)
         self.connection.send(settings)
         self.ready = False
         self.work: tuple[Work, int] | None = None
@@ -238,7 +238,7 @@ class LocalPool:
                 if not busy and exhausted and not retries:
                     return
                 for connection in wait(list(busy), _POLL_SECONDS):
-                    worker = busy[connection]  # type: ignore[index]
+                    worker = busy[connection]
                     message = self._receive(worker)
                     if message is None:
                         lost = worker.work

@@ -113,9 +113,9 @@ def test_the_binarys_entry_script_serves_as_a_batch_worker() -> None:
     """The frozen binary starts its workers as itself with `--agentbox-batch-worker FD`: its
     entry script (run here by Python, as PyInstaller runs it) speaks the worker protocol."""
     import socket
-    from multiprocessing.connection import Connection
 
     from agentbox.batch import BatchSettings, Task
+    from agentbox.batch.channel import Channel
     from agentbox.batch.local import FROZEN_WORKER_ARGUMENT
     from agentbox.limits import Limits
 
@@ -126,7 +126,7 @@ def test_the_binarys_entry_script_serves_as_a_batch_worker() -> None:
         pass_fds=[child.fileno()],
     )
     child.close()
-    connection = Connection(parent.detach())
+    connection = Channel(parent)
     try:
         connection.send(BatchSettings())
         assert connection.poll(HANG_GUARD_SECONDS) and connection.recv()[0] == "ready"
