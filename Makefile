@@ -20,11 +20,11 @@ $(VENV)/.installed-run: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed-run
-	$(VENV_PYTHON) -m pip install --quiet --group test --group lint -e '.[fallback,mcp,serve]'
+	$(VENV_PYTHON) -m pip install --quiet --group test --group lint -e '.[fallback,mcp,serve,ray]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-test
-	$(VENV_PYTHON) -m pip install --quiet --group dev -e '.[fallback,mcp,serve]'
+	$(VENV_PYTHON) -m pip install --quiet --group dev -e '.[fallback,mcp,serve,ray]'
 	touch $@
 
 guest: $(GUEST)

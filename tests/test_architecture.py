@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "agentbox"
 
 # Lowest first. A module may import its own layer and any layer listed before it.
-LAYERS = ("foundation", "skills", "engines", "core", "server", "cli")
+LAYERS = ("foundation", "skills", "engines", "core", "batch", "server", "cli")
 
 FOUNDATION = {
     "agentbox.native_folders",
@@ -38,7 +38,13 @@ def layer_of(module: str) -> str:
     if module == "agentbox.__main__" or module.startswith("agentbox._pyinstaller"):
         return "cli"  # `python -m agentbox`, and the frozen binary's packaging glue
     prefix = module.split(".")[1]
-    layer = {"skills": "skills", "engines": "engines", "server": "server", "cli": "cli"}.get(prefix)
+    layer = {
+        "skills": "skills",
+        "engines": "engines",
+        "batch": "batch",
+        "server": "server",
+        "cli": "cli",
+    }.get(prefix)
     if layer is None:
         raise AssertionError(f"{module} belongs to no layer: add it to tests/test_architecture.py")
     return layer
@@ -105,6 +111,18 @@ def test_module_imports_only_its_own_and_lower_layers(module: str) -> None:
 def test_nothing_below_the_cli_imports_click(module: str) -> None:
     everywhere, _ = imports_of(MODULES[module])
     assert not {name for name in everywhere if name.split(".")[0] == "click"}, module
+
+
+def test_only_the_ray_pool_imports_ray() -> None:
+    """Ray is an optional extra: one module imports it, and only `--ray` imports that module."""
+    importers = sorted(
+        module
+        for module, path in MODULES.items()
+        if any(name.split(".")[0] == "ray" for name in imports_of(path)[0])
+    )
+    assert importers == ["agentbox.batch.ray_pool"]
+    _, top_level = imports_of(MODULES["agentbox.batch.api"])
+    assert "agentbox.batch.ray_pool" not in top_level
 
 
 def test_no_import_cycles_at_module_level() -> None:

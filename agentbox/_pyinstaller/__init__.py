@@ -43,6 +43,7 @@ EXCLUDED_MODULES: tuple[str, ...] = (
     "telnetlib",
     "mailbox",
     "multiprocessing",
+    "ray",  # `agentbox batch --ray` needs the Python package and its `ray` extra
     "PyInstaller",
     # Test tools that other packages' optional plugins mention (pydantic's hypothesis plugin).
     "hypothesis",

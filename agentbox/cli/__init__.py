@@ -15,6 +15,7 @@ from agentbox.exit_codes import ExitCode
 
 COMMANDS = {
     "run": ("agentbox.cli.run", "run", "Run a Python script in the sandbox."),
+    "batch": ("agentbox.cli.batch", "batch", "Run a JSON Lines file of tasks, each in a sandbox."),
     "warmup": ("agentbox.cli.warmup", "warmup", "Compile and cache the sandbox ahead of time."),
     "info": ("agentbox.cli.info", "info", "Show versions, the guest and the cache."),
     "cache": ("agentbox.cli.cache", "cache", "Manage the compiled-sandbox cache."),

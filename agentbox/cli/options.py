@@ -1,4 +1,5 @@
-"""Options shared by the commands that run scripts (`run`, `mcp`, `serve`): defined once here."""
+"""Options shared by the commands that run scripts (`run`, `batch`, `mcp`, `serve`): defined once
+here."""
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -170,6 +171,17 @@ def sandbox_options(function: Callable[..., Any]) -> Callable[..., Any]:
 _LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel")
 
 
+def resolved_limits(
+    ctx: click.Context, options: dict[str, Any], config_limits: dict[str, Any]
+) -> dict[str, Any]:
+    """The limit options, with the config file's values where no option was given."""
+    limits = {name: options[name] for name in _LIMIT_PARAMETERS}
+    for name, value in config_limits.items():
+        if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
+            limits[name] = parse_size(value) if name in ("memory", "max_output") else value
+    return limits
+
+
 def build_sandbox(
     ctx: click.Context, progress: Callable[[str], None] | None = None, **options: Any
 ) -> "Sandbox":
@@ -177,7 +189,6 @@ def build_sandbox(
     import os
 
     from agentbox.config import ignored_working_folder_config, load_config
-    from agentbox.limits import parse_size
     from agentbox.sandbox import Sandbox
     from agentbox.skills.command import command_skill, parse_skill_option
     from agentbox.skills.from_file import load_skills_file
@@ -192,10 +203,7 @@ def build_sandbox(
         )
     if config.path is not None:
         click.echo(f"agentbox: config from {config.path.absolute()}", err=True)
-    limits = {name: options[name] for name in _LIMIT_PARAMETERS}
-    for name, value in config.limits.items():
-        if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
-            limits[name] = parse_size(value) if name in ("memory", "max_output") else value
+    limits = resolved_limits(ctx, options, config.limits)
     skills = list(config.skills)
     for path in options["skill_files"]:
         skills.extend(load_skills_file(path))

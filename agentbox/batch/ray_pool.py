@@ -1,0 +1,223 @@
+"""Batch workers on a Ray cluster: a pool of actors, one per CPU, each holding a warm sandbox.
+
+Only `agentbox batch --ray` and `run_batch(..., ray=...)` import this module, and only this
+module imports Ray (the `ray` extra). The driver feeds tasks with back-pressure (at most
+`IN_FLIGHT` per actor), writes each result once, and when an actor is lost (its node died,
+its process was killed) it starts a replacement wherever Ray can place one and runs the lost
+tasks again on live actors: a task is never lost, and its result is never written twice.
+Each actor runs the same `TaskRunner` as a local worker, so results are the same. The guest
+is compiled once per node, into that node's cache, by the first actor there (with a progress
+line, forwarded to the driver's stderr by Ray).
+"""
+
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentbox._version import DISTRIBUTION
+from agentbox.batch.runner import BatchSettings, TaskRunner
+from agentbox.batch.tasks import Task, TaskResult, id_key
+from agentbox.errors import UsageError
+from agentbox.limits import Limits
+
+Work = tuple[Task, Limits]
+
+# Calls queued on one actor: the next one is already there when a run ends (hides the round
+# trip), and few enough that a lost actor takes little work with it.
+IN_FLIGHT = 2
+# A task is tried on at most this many actors before it becomes an error result.
+MAX_ATTEMPTS = 3
+_POLL_SECONDS = 0.25
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(
+            f"--ray needs Ray: pip install '{DISTRIBUTION}[ray]' (on every node of the cluster)"
+        ) from None
+    return ray
+
+
+class _Actor:
+    """Runs in a Ray worker process: a warm TaskRunner."""
+
+    def __init__(self, settings: BatchSettings) -> None:
+        import sys
+
+        def progress(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        self.runner = TaskRunner(settings, progress=progress)
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, task: Task, limits: Limits) -> TaskResult:
+        try:
+            return self.runner.run(task, limits)
+        except Exception as error:  # noqa: BLE001 - an agentbox bug: one result, not a crash
+            text = f"agentbox failed: {type(error).__name__}: {error}"
+            return TaskResult.failure(task.id, text)
+
+
+@dataclass
+class _Member:
+    handle: Any
+    ready: bool = False
+    calls: dict[Any, tuple[Work, int] | None] = field(default_factory=dict)
+    """Calls in flight: None marks the `ready` call of an actor still starting."""
+
+
+class RayPool:
+    """`workers` actors (default: one per CPU of the cluster) on the cluster at `address`."""
+
+    def __init__(
+        self,
+        settings: BatchSettings,
+        workers: int | None = None,
+        address: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings.with_absolute_paths()
+        self._progress = progress
+        self.address = address
+        self.size = workers or 0
+        self._members: list[_Member] = []
+        self._actor_class: Any = None
+
+    def _connect(self) -> Any:
+        ray = _ray()
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=self.address,
+                    logging_level="warning",
+                    log_to_driver=True,
+                    configure_logging=True,
+                )
+            except ConnectionError as error:
+                where = self.address or "RAY_ADDRESS"
+                raise UsageError(f"cannot reach a Ray cluster at {where}: {error}") from None
+        if not self.size:
+            self.size = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
+        return ray
+
+    def _start(self, node: str | None = None) -> _Member:
+        actor_class = self._actor_class
+        if node is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            strategy = NodeAffinitySchedulingStrategy(node, soft=True)
+            actor_class = actor_class.options(scheduling_strategy=strategy)
+        member = _Member(actor_class.remote(self.settings))
+        member.calls[member.handle.ready.remote()] = None
+        self._members.append(member)
+        return member
+
+    def close(self) -> None:
+        ray = _ray()
+        members, self._members = self._members, []
+        for member in members:
+            with contextlib.suppress(Exception):
+                ray.kill(member.handle)
+
+    def run(
+        self, items: Iterable[Work | TaskResult], stop: threading.Event | None = None
+    ) -> Generator[TaskResult, None, None]:
+        ray = self._connect()
+        pending: Iterator[Work | TaskResult] = iter(items)
+        retries: deque[tuple[Work, int]] = deque()
+        written: set[str] = set()
+        exhausted = False
+        start_failures = 0
+        # One actor per node first: it compiles the guest into that node's cache if needed (with
+        # a progress line), and the node's other actors, started once it is ready, load it.
+        nodes = [
+            node["NodeID"]
+            for node in ray.nodes()
+            if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) >= 1
+        ][: self.size]
+        later = self.size - len(nodes)
+        try:
+            for node in nodes:
+                self._start(node)
+            while stop is None or not stop.is_set():
+                if later and all(member.ready for member in self._members):
+                    for _ in range(later):
+                        self._start()
+                    later = 0
+                for member in self._members:
+                    while member.ready and len(member.calls) < IN_FLIGHT:
+                        if retries:
+                            feed = retries.popleft()
+                        else:
+                            item = None if exhausted else next(pending, None)
+                            if item is None:
+                                exhausted = True
+                                break
+                            if isinstance(item, TaskResult):
+                                yield item
+                                continue
+                            feed = (item, 1)
+                        member.calls[member.handle.run.remote(*feed[0])] = feed
+                running = any(c for member in self._members for c in member.calls.values())
+                if exhausted and not retries and not running:
+                    return
+                owner = {ref: member for member in self._members for ref in member.calls}
+                done, _ = ray.wait(list(owner), num_returns=1, timeout=_POLL_SECONDS)
+                for ref in done:
+                    member = owner[ref]
+                    if member not in self._members:
+                        continue  # lost in this round already
+                    call = member.calls.pop(ref)
+                    try:
+                        value = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        if call is None and not any(m.ready for m in self._members):
+                            start_failures += 1
+                            if start_failures > self.size + 2:
+                                first = (str(error).strip().splitlines() or ["?"])[0]
+                                raise UsageError(
+                                    f"Ray actors cannot start (is {DISTRIBUTION}[ray] "
+                                    f"installed on every node?): {first}"
+                                ) from None
+                        yield from self._lose(member, call, retries)
+                        continue
+                    if call is None:
+                        member.ready = True
+                        continue
+                    key = id_key(value.id)
+                    if key not in written:  # a result reaches the output once
+                        written.add(key)
+                        yield value
+        finally:
+            self.close()
+
+    def _lose(
+        self, member: _Member, job: tuple[Work, int] | None, retries: deque[tuple[Work, int]]
+    ) -> Iterator[TaskResult]:
+        """`member` is gone (its node died, its process was killed): its tasks go back to the
+        queue for another actor, and a replacement starts wherever Ray can place it."""
+        self._members.remove(member)
+        jobs = [lost for lost in [job, *member.calls.values()] if lost is not None]
+        if self._progress is not None and jobs:
+            self._progress(
+                f"a Ray actor was lost (its node or process died): {len(jobs)} of its "
+                "tasks run again on another"
+            )
+        for lost in jobs:
+            (task, limits), attempts = lost
+            if attempts < MAX_ATTEMPTS:
+                retries.append(((task, limits), attempts + 1))
+            else:
+                yield TaskResult.failure(
+                    task.id, f"lost with its Ray actor {attempts} times (nodes died)"
+                )
+        member.calls.clear()
+        self._start()
