@@ -17,6 +17,7 @@ HANG_GUARD_SECONDS = 120.0
 # A whole CLI process on a busy 2-core machine may also compile the sandbox (tens of seconds,
 # minutes under load): its guard is longer still.
 PROCESS_HANG_GUARD_SECONDS = 600.0
+PRINT_OK = b"print('ok')"
 
 
 def run_cli(
@@ -91,3 +92,19 @@ MARKER_ATTACK = textwrap.dedent(
         print("LEAK")
     """
 )
+
+
+def run_compiling(
+    cache: "os.PathLike[str] | str", *args: str, code: bytes = PRINT_OK
+) -> subprocess.CompletedProcess[bytes]:
+    """`agentbox run ARGS -` with `cache` as its cache folder, where it may compile the sandbox
+    first: the script's deadline and the process's guard both outlast a compile under load."""
+    return run_cli(
+        "run",
+        "--timeout",
+        str(PROCESS_HANG_GUARD_SECONDS),
+        *args,
+        "-",
+        stdin=code,
+        env={"AGENTBOX_CACHE_DIR": os.fspath(cache)},
+    )

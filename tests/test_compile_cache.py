@@ -10,12 +10,7 @@ from agentbox import native_folders
 from agentbox.engines.wasm import compile_cache
 from agentbox.engines.wasm.guest_image import guest_image
 from agentbox.engines.wasm.runtime import engine_description
-from tests.helpers import HANG_GUARD_SECONDS, run_cli
-
-PRINT_OK = b"print('ok')"
-# A compile takes seconds, but minutes on a loaded machine: a hang guard, not a speed check
-# (and a script's own deadline counts from the start, compile included).
-COMPILE_GUARD_SECONDS = 3 * HANG_GUARD_SECONDS
+from tests.helpers import PRINT_OK, PROCESS_HANG_GUARD_SECONDS, run_cli, run_compiling
 
 
 @pytest.fixture
@@ -30,15 +25,7 @@ def _artifact(cache_dir: Path) -> Path:
 
 
 def _run_ok(cache_dir: Path) -> subprocess.CompletedProcess[bytes]:
-    result = run_cli(
-        "run",
-        "--timeout",
-        str(COMPILE_GUARD_SECONDS),
-        "-",
-        stdin=PRINT_OK,
-        env={"AGENTBOX_CACHE_DIR": str(cache_dir)},
-        timeout=COMPILE_GUARD_SECONDS,
-    )
+    result = run_compiling(cache_dir)
     assert (result.returncode, result.stdout) == (0, b"ok\n"), result.stderr
     return result
 
@@ -98,7 +85,7 @@ def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
         "agentbox",
         "run",
         "--timeout",
-        str(COMPILE_GUARD_SECONDS),
+        str(PROCESS_HANG_GUARD_SECONDS),
         "-",
     ]
     env = {"AGENTBOX_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"}
@@ -108,9 +95,11 @@ def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
         )
         for _ in range(2)
     ]
-    outputs = [
-        process.communicate(PRINT_OK, timeout=COMPILE_GUARD_SECONDS) for process in processes
-    ]
+    for process in processes:  # both scripts handed over before either is waited for
+        assert process.stdin is not None
+        process.stdin.write(PRINT_OK)
+        process.stdin.close()
+    outputs = [process.communicate(timeout=PROCESS_HANG_GUARD_SECONDS) for process in processes]
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert (process.returncode, stdout) == (0, b"ok\n"), stderr
     assert b"compiling the sandbox" in outputs[0][1] + outputs[1][1]
@@ -121,15 +110,7 @@ def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
 def test_unwritable_cache_still_runs(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = run_cli(
-        "run",
-        "--timeout",
-        str(COMPILE_GUARD_SECONDS),
-        "-",
-        stdin=PRINT_OK,
-        env={"AGENTBOX_CACHE_DIR": str(blocker / "sub")},
-        timeout=COMPILE_GUARD_SECONDS,
-    )
+    result = run_compiling(blocker / "sub")
     assert (result.returncode, result.stdout) == (0, b"ok\n")
     assert b"could not cache the compiled sandbox" in result.stderr
 

@@ -22,9 +22,14 @@ from agentbox import Mount, UsageError, native_folders
 from agentbox.engines.wasm import compile_cache
 from agentbox.engines.wasm.guest_image import guest_image
 from agentbox.engines.wasm.runtime import engine_description
-from tests.helpers import HANG_GUARD_SECONDS, wait_until
+from tests.helpers import (
+    HANG_GUARD_SECONDS,
+    PRINT_OK,
+    PROCESS_HANG_GUARD_SECONDS,
+    run_compiling,
+    wait_until,
+)
 
-PRINT_OK = b"print('ok')"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 linux_only = pytest.mark.skipif(
     sys.platform != "linux", reason="the poisoned artifact patches an ELF .text section"
@@ -77,28 +82,6 @@ def poisoned(data: bytes) -> bytes:
 
 # Runs may compile the guest: seconds, minutes on a loaded machine. A hang guard, not a speed
 # check; the script's own deadline counts from the start, compile included.
-COMPILE_GUARD_SECONDS = 3 * HANG_GUARD_SECONDS
-
-
-def run(cache: Path, *args: str, code: bytes = PRINT_OK) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agentbox",
-            "run",
-            "--timeout",
-            str(COMPILE_GUARD_SECONDS),
-            *args,
-            "-",
-        ],
-        input=code,
-        capture_output=True,
-        timeout=COMPILE_GUARD_SECONDS,
-        env={**os.environ, native_folders.CACHE_DIR_VARIABLE: str(cache)},
-    )
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -153,7 +136,7 @@ def mount_of(form: str, tmp_path: Path, cache: Path) -> tuple[str, str]:
 def test_rw_mount_reaching_the_cache_is_refused(tmp_path: Path, cache: Path, form: str) -> None:
     host, guest = mount_of(form, tmp_path, cache)
     before = sha256(artifact_in(cache))
-    result = run(cache, "--mount", f"{host}:/x:rw", code=truncate(guest))
+    result = run_compiling(cache, "--mount", f"{host}:/x:rw", code=truncate(guest))
     assert (result.returncode, result.stdout) == (2, b"")
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("agentbox: refusing to mount"), lines
@@ -165,14 +148,14 @@ def test_positive_control_the_same_mount_reaches_the_artifact(tmp_path: Path, ca
     same truncation succeeds against a copy in a folder that may be mounted rw."""
     host, guest = mount_of("parent", tmp_path, cache)
     size = artifact_in(cache).stat().st_size
-    seen = run(cache, "--mount", f"{host}:/x:ro", code=truncate(guest))
+    seen = run_compiling(cache, "--mount", f"{host}:/x:ro", code=truncate(guest))
     assert seen.stdout.decode().split() == ["SIZE", str(size), "BLOCKED", "PermissionError"], (
         seen.stderr
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copyfile(artifact_in(cache), elsewhere / "copy.cwasm")
-    done = run(cache, "--mount", f"{elsewhere}:/x:rw", code=truncate("/x/copy.cwasm"))
+    done = run_compiling(cache, "--mount", f"{elsewhere}:/x:rw", code=truncate("/x/copy.cwasm"))
     assert done.stdout.decode().split() == ["SIZE", str(size), "TRUNCATED"], done.stderr
     assert (elsewhere / "copy.cwasm").stat().st_size == 0
 
@@ -200,7 +183,7 @@ def test_positive_control_a_stamped_poisoned_artifact_in_a_private_folder_runs(
 ) -> None:
     """Why the folder checks matter: a matching stamp in a private folder is trusted."""
     fill_cache(tmp_path / "cache", poisoned(warm_artifact()))
-    result = run(tmp_path / "cache")
+    result = run_compiling(tmp_path / "cache")
     assert result.returncode == -signal.SIGTRAP, result.stderr
 
 
@@ -215,7 +198,7 @@ def test_artifact_changed_in_place_with_its_mtime_restored_never_runs(tmp_path: 
         file.write(poisoned(original))
     os.utime(artifact, ns=(info.st_atime_ns, info.st_mtime_ns))
     assert artifact.stat().st_size == info.st_size and sha256(artifact) != sha256_of(original)
-    result = run(tmp_path / "cache")
+    result = run_compiling(tmp_path / "cache")
     assert (result.returncode, result.stdout) == (0, b"ok\n"), result.stderr
     assert b"is not what agentbox wrote" in result.stderr
     assert artifact.read_bytes() == original and artifact.stat().st_ino != info.st_ino
@@ -229,16 +212,16 @@ def test_an_unchanged_artifact_touched_is_hashed_and_kept(tmp_path: Path) -> Non
     """A status change alone (a touch, a backup restored) costs a hash, not a compile."""
     artifact = fill_cache(tmp_path / "cache", warm_artifact())
     os.utime(artifact, ns=(1, 1))
-    result = run(tmp_path / "cache")
+    result = run_compiling(tmp_path / "cache")
     assert (result.returncode, result.stdout, result.stderr) == (0, b"ok\n", b"")
-    assert run(tmp_path / "cache").stderr == b""
+    assert run_compiling(tmp_path / "cache").stderr == b""
 
 
 def test_a_hard_link_to_the_artifact_makes_it_untrusted(tmp_path: Path) -> None:
     """A second name (say, inside a folder a script may write) is a way to change it."""
     artifact = fill_cache(tmp_path / "cache", warm_artifact())
     os.link(artifact, tmp_path / "second-name")
-    result = run(tmp_path / "cache")
+    result = run_compiling(tmp_path / "cache")
     assert (result.returncode, result.stdout) == (0, b"ok\n"), result.stderr
     assert b"compiling the sandbox again" in result.stderr
     assert artifact.stat().st_nlink == 1
@@ -258,10 +241,10 @@ def test_truncating_the_artifact_while_mapped_does_not_crash_a_later_run(tmp_pat
         maps = Path(f"/proc/{holder.pid}/maps")
         assert wait_until(lambda: str(artifact) in maps.read_text()), "never mapped"
         os.truncate(artifact, artifact.stat().st_size // 2)
-        result = run(cache)
+        result = run_compiling(cache)
         assert (result.returncode, result.stdout) == (0, b"ok\n"), result.stderr
         assert b"compiling the sandbox again" in result.stderr
-        assert run(cache).stderr == b""
+        assert run_compiling(cache).stderr == b""
     finally:
         holder.kill()
         holder.wait(timeout=HANG_GUARD_SECONDS)
@@ -290,7 +273,7 @@ def test_a_stamped_poisoned_artifact_in_a_folder_not_private_never_runs(
     else:
         NOT_PRIVATE[how](real)
     before = artifact.stat()
-    result = run(cache)
+    result = run_compiling(cache)
     assert (result.returncode, result.stdout) == (0, b"ok\n"), result.stderr
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"agentbox: not using the cache folder {cache}")
@@ -305,10 +288,18 @@ def test_a_stamped_poisoned_artifact_in_a_folder_not_private_never_runs(
 def test_created_cache_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
     cache = tmp_path / "new" / "nested" / "cache"
     result = subprocess.run(
-        [sys.executable, "-m", "agentbox", "run", "--timeout", str(COMPILE_GUARD_SECONDS), "-"],
+        [
+            sys.executable,
+            "-m",
+            "agentbox",
+            "run",
+            "--timeout",
+            str(PROCESS_HANG_GUARD_SECONDS),
+            "-",
+        ],
         input=PRINT_OK,
         capture_output=True,
-        timeout=COMPILE_GUARD_SECONDS,
+        timeout=PROCESS_HANG_GUARD_SECONDS,
         env={**os.environ, native_folders.CACHE_DIR_VARIABLE: str(cache)},
         umask=0,
     )
