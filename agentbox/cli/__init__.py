@@ -82,7 +82,7 @@ def _exit_code() -> int:
     except BrokenPipeError:
         return ExitCode.OK
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
