@@ -91,6 +91,16 @@ def test_info_reports_versions_guest_and_cache() -> None:
     assert details["cache_state"] == "compiled"
 
 
+def test_info_with_an_empty_cache_reports_it_without_compiling(tmp_path: Path) -> None:
+    """`info` never compiles for tens of seconds to report the cache as empty afterwards."""
+    result = run_cli("info", "--json", env={"AGENTBOX_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    details = json.loads(result.stdout)
+    assert details["cache_state"].startswith("empty")
+    assert "agentbox warmup" in details["guest_python"]
+    assert list(tmp_path.rglob("*.cwasm")) == []
+
+
 def test_warmup_prepares_the_cache(tmp_path: Path) -> None:
     env = {"AGENTBOX_CACHE_DIR": str(tmp_path)}
     result = run_cli("warmup", env=env)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options, server_options
-from agentbox.cli.stopping import exit_on_sigterm_while_starting
+from agentbox.cli.stopping import exit_on_signals_while_starting
 from agentbox.errors import UsageError
 from agentbox.exit_codes import for_stop_signal
 
@@ -34,8 +34,9 @@ def mcp(
     The limit, mount, env and skill options apply to every call; a call's own `timeout` can
     only lower --timeout. Client config: {"command": "/full/path/to/agentbox", "args": ["mcp"]}
     (apps do not see your shell's PATH); run `agentbox warmup` once first. See docs/mcp.md.
+    Exits 0 when stdin closes, 130 on SIGINT (Ctrl-C), 143 on SIGTERM.
     """
-    exit_on_sigterm_while_starting()
+    exit_on_signals_while_starting()
     try:
         import anyio
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options, server_options
-from agentbox.cli.stopping import exit_on_sigterm_while_starting
+from agentbox.cli.stopping import exit_on_signals_while_starting
 from agentbox.errors import UsageError
 from agentbox.exit_codes import for_stop_signal
 
@@ -37,14 +37,16 @@ def serve(
     A new random token is printed at start; every request must send it as
     `Authorization: Bearer TOKEN`. A run is answered with 503 while a server cap is reached
     (every session busy, too many runs in progress or held by blocked host calls).
+    It listens at once, also while a cold cache compiles; SIGINT exits 130, SIGTERM 143.
 
     \b
       POST   /run              {"code": ..., "session"?, "timeout"?, "stdin"?} -> run --json object
+                               (Accept: application/x-ndjson: progress lines, then the result)
       GET    /sessions         open sessions: id, runs, idle_seconds, busy
       DELETE /sessions/ID      close a session
       GET    /skills           the skills sandboxed code may call
     """
-    exit_on_sigterm_while_starting()
+    exit_on_signals_while_starting()
     try:
         from agentbox.server import http_server
     except ImportError as error:

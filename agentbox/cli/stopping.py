@@ -5,15 +5,17 @@ import signal
 import sys
 from types import FrameType
 
-from agentbox.exit_codes import ExitCode
+from agentbox.exit_codes import for_stop_signal
 
 
-def _terminated(number: int, frame: FrameType | None) -> None:
-    raise SystemExit(ExitCode.TERMINATED)
+def _stop(number: int, frame: FrameType | None) -> None:
+    raise SystemExit(for_stop_signal(number))
 
 
-def exit_on_sigterm_while_starting() -> None:
-    """Until the server's own handlers take over, SIGTERM exits 143 like Ctrl-C exits 130
-    (KeyboardInterrupt), not killed by the signal with nothing cleaned up."""
+def exit_on_signals_while_starting() -> None:
+    """Until the server's own handlers take over (and again once they are gone), SIGINT exits
+    130 and SIGTERM 143 through the `finally` blocks: not Click's "aborted" (exit 2), not killed
+    by the signal with nothing cleaned up."""
     if sys.platform != "win32":
-        signal.signal(signal.SIGTERM, _terminated)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, _stop)
