@@ -16,7 +16,7 @@ from agentbox.limits import (
     Limits,
     parse_size,
 )
-from agentbox.mounts import Mount
+from agentbox.mounts import Mount, refuse_shared_guest_paths
 from agentbox.result import RunResult
 from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
 
@@ -95,6 +95,7 @@ class Sandbox:
             limits=limits,
             mounts=tuple(m if isinstance(m, Mount) else Mount.parse(m) for m in mounts),
         )
+        refuse_shared_guest_paths(self.settings.mounts)
         self.env = _checked_env(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
         self._engine: Engine

@@ -73,6 +73,9 @@ def _exit_code() -> int:
     except SystemExit as exit_request:
         code = exit_request.code
         return code if isinstance(code, int) else (0 if code is None else ExitCode.INTERNAL)
+    except click.UsageError as error:  # one line, like every other error (`--help` has more)
+        click.echo(f"agentbox: {error.format_message()}", err=True)
+        return error.exit_code
     except click.ClickException as error:
         error.show()
         return error.exit_code
