@@ -9,6 +9,7 @@ compared by identity (device and inode of the resolved path and of every folder 
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -65,7 +66,7 @@ def _require_folder(path: Path, shown: Path) -> None:
         raise UsageError(f"cannot mount {shown}: not a directory")
 
 
-def refuse_shared_guest_paths(mounts: "tuple[Mount, ...]") -> None:
+def refuse_shared_guest_paths(mounts: "Iterable[Mount]") -> None:
     """Two mounts onto one guest path would silently hide one of them: refused."""
     seen: dict[str, Mount] = {}
     for mount in mounts:
