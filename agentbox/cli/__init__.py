@@ -12,6 +12,7 @@ import click
 from agentbox._version import __version__
 from agentbox.errors import AgentboxError
 from agentbox.exit_codes import ExitCode
+from agentbox.log import DEBUG_VARIABLE
 
 COMMANDS = {
     "run": ("agentbox.cli.run", "run", "Run a Python script in the sandbox."),
@@ -22,8 +23,6 @@ COMMANDS = {
     "serve": ("agentbox.cli.serve", "serve", "Serve runs over HTTP on 127.0.0.1 (bearer token)."),
     "licenses": ("agentbox.cli.licenses", "licenses", "Show the third-party licenses."),
 }
-
-DEBUG_VARIABLE = "AGENTBOX_DEBUG"
 
 
 class LazyGroup(click.Group):
