@@ -182,22 +182,28 @@ def test_serve_stops_on_the_first_signal(signal_number: int, code: int) -> None:
     assert b"Traceback" not in stderr and b"aborted" not in stderr, stderr
 
 
-def test_serve_streams_progress_then_the_result() -> None:
-    """`POST /run` with `Accept: application/x-ndjson`, read from a real socket as it comes."""
+def _streamed_run(code: str, env: dict[str, str] | None = None) -> tuple[list[Any], list[Path]]:
+    """`agentbox serve`, one streamed `POST /run` read from a real socket as it comes; also
+    the compiled files that existed when the server said it was listening."""
+    cache = Path(env["AGENTBOX_CACHE_DIR"]) if env else None
     process = subprocess.Popen(
-        _agentbox("serve", "--port", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _agentbox("serve", "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     try:
         assert process.stdout is not None
         url = re.search(rb"listening on http://(\S+)", process.stdout.readline())
+        compiled = sorted(cache.rglob("*.cwasm")) if cache and cache.exists() else []
         token = process.stdout.readline().decode().split()[-1]
         assert url is not None
         host, port = url.group(1).decode().split(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=HANG_GUARD_SECONDS)
+        connection = http.client.HTTPConnection(host, int(port), timeout=PROCESS_HANG_GUARD_SECONDS)
         connection.request(
             "POST",
             "/run",
-            json.dumps({"code": LONG_RUN}),
+            json.dumps({"code": code}),
             {"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
         )
         response = connection.getresponse()
@@ -208,6 +214,22 @@ def test_serve_streams_progress_then_the_result() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=PROCESS_HANG_GUARD_SECONDS)
+    assert process.returncode == ExitCode.TERMINATED
+    return events, compiled
+
+
+def test_cold_cache_serve_listens_before_the_compile(tmp_path: Path) -> None:
+    events, compiled_when_listening = _streamed_run(
+        "print(6 * 7)", {"AGENTBOX_CACHE_DIR": str(tmp_path / "cache")}
+    )
+    assert compiled_when_listening == []
+    assert events[-1]["event"] == "result" and events[-1]["stdout"] == "42\n", events
+    assert any("compiling the sandbox" in event.get("message", "") for event in events[:-1])
+
+
+def test_serve_streams_progress_then_the_result() -> None:
+    """`POST /run` with `Accept: application/x-ndjson`: progress lines, then the result."""
+    events, _ = _streamed_run(LONG_RUN)
     progress = [event for event in events[:-1] if event["event"] == "progress"]
     assert len(progress) >= 2 and len(progress) == len(events) - 1, events
     elapsed = [event["elapsed_seconds"] for event in progress]
