@@ -28,10 +28,14 @@ async def with_progress(
     if report is None:
         return await work()
     started = time.monotonic()
-    box: list[T] = []
+    outcome: list[T] = []
+    failure: list[Exception] = []
 
     async def run_work(scope: anyio.CancelScope) -> None:
-        box.append(await work())
+        try:
+            outcome.append(await work())
+        except Exception as error:  # noqa: BLE001 - raised as is below, not in a group
+            failure.append(error)
         scope.cancel()
 
     async with anyio.create_task_group() as tasks:
@@ -39,4 +43,6 @@ async def with_progress(
         while True:
             await anyio.sleep(PROGRESS_INTERVAL_SECONDS)
             await report(time.monotonic() - started, message)
-    return box[0]
+    if failure:
+        raise failure[0]
+    return outcome[0]

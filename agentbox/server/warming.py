@@ -16,13 +16,17 @@ from agentbox.server.progress import ProgressReport, with_progress
 COMPILING_MESSAGE = "compiling the sandbox for this machine (first start only)"
 
 
+# How often a waiting call looks whether the guest is loaded (polling ties up no thread, however
+# many calls wait).
+POLL_SECONDS = 0.05
+
+
 class Warming:
     """`sandbox.warmup()` on a background thread, started at once; `wait` awaits its end."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
         self._done = threading.Event()
-        self.error: BaseException | None = None
         if sandbox.ready:
             self._done.set()
             return
@@ -31,26 +35,19 @@ class Warming:
     def _warm(self) -> None:
         try:
             self._sandbox.warmup()
-        except BaseException as error:  # noqa: BLE001 - the first run reports it, compiling again
-            self.error = error
+        except Exception:  # noqa: BLE001 - the first run compiles again and reports it
+            pass
         finally:
             self._done.set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait_blocking(self) -> None:
-        """For worker threads: until the guest is loaded (or failed to load)."""
-        self._done.wait()
 
     async def wait(self, report: ProgressReport | None = None) -> None:
         """Until the guest is loaded (or failed to: the run then says why), reporting the
         seconds waited to `report` while it compiles."""
         if self._done.is_set():
             return
-        await with_progress(
-            lambda: anyio.to_thread.run_sync(self._done.wait, abandon_on_cancel=True),
-            report,
-            COMPILING_MESSAGE,
-        )
+
+        async def loaded() -> None:
+            while not self._done.is_set():
+                await anyio.sleep(POLL_SECONDS)
+
+        await with_progress(loaded, report, COMPILING_MESSAGE)

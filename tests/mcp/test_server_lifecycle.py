@@ -182,7 +182,9 @@ def test_serve_stops_on_the_first_signal(signal_number: int, code: int) -> None:
     assert b"Traceback" not in stderr and b"aborted" not in stderr, stderr
 
 
-def _streamed_run(code: str, env: dict[str, str] | None = None) -> tuple[list[Any], list[Path]]:
+def _streamed_run(
+    code: str, env: dict[str, str] | None = None, **fields: Any
+) -> tuple[list[Any], list[Path]]:
     """`agentbox serve`, one streamed `POST /run` read from a real socket as it comes; also
     the compiled files that existed when the server said it was listening."""
     cache = Path(env["AGENTBOX_CACHE_DIR"]) if env else None
@@ -203,7 +205,7 @@ def _streamed_run(code: str, env: dict[str, str] | None = None) -> tuple[list[An
         connection.request(
             "POST",
             "/run",
-            json.dumps({"code": code}),
+            json.dumps({"code": code, **fields}),
             {"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
         )
         response = connection.getresponse()
@@ -236,3 +238,14 @@ def test_serve_streams_progress_then_the_result() -> None:
     assert elapsed == sorted(elapsed)
     assert events[-1]["event"] == "result"
     assert events[-1]["stdout"] == "before\nafter\n" and events[-1]["exit_code"] == 0
+
+
+def test_serve_stream_ends_with_an_error_event_for_a_refused_run() -> None:
+    """What a plain /run answers with a status code after reading the body (here a bad session
+    id: 400) is the stream's last line, after any progress."""
+    events, _ = _streamed_run("print(1)", session="")
+    assert events[-1] == {
+        "event": "error",
+        "error": "a session id must be a non-empty string",
+        "status": 400,
+    }
