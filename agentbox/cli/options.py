@@ -10,8 +10,10 @@ from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MEMORY_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
+    FUEL_RANGE,
     MEMORY_RANGE,
     MIB,
+    TIMEOUT_RANGE,
     check_fuel,
     check_max_output,
     check_memory,
@@ -70,7 +72,8 @@ def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=DEFAULT_TIMEOUT_SECONDS,
             show_default=True,
             envvar="AGENTBOX_TIMEOUT",
-            help="Wall-clock limit in seconds; exit code 124 when hit. [env: AGENTBOX_TIMEOUT]",
+            help=f"Wall-clock limit in seconds, {TIMEOUT_RANGE}; exit code 124 when hit. "
+            "[env: AGENTBOX_TIMEOUT]",
         ),
         click.option(
             "--memory",
@@ -88,7 +91,8 @@ def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             callback=_checked(check_fuel),
             default=None,
             envvar="AGENTBOX_FUEL",
-            help="Deterministic instruction budget; exit code 152 when it runs out. "
+            help=f"Deterministic instruction budget ({FUEL_RANGE}); exit code 152 when it runs "
+            "out. "
             "Off by default (it slows code down). [env: AGENTBOX_FUEL]",
         ),
         click.option(
