@@ -13,8 +13,10 @@ class ExitCode(IntEnum):
     USAGE = 2
     INTERNAL = 70
     TIMEOUT = 124
+    INTERRUPTED = 130
     CRASH = 134
     MEMORY = 137
+    TERMINATED = 143
     FUEL = 152
 
 
@@ -25,8 +27,12 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.USAGE: "bad command line or unreadable input (missing file, directory, bad option)",
     ExitCode.INTERNAL: "agentbox itself failed (a bug: please report it)",
     ExitCode.TIMEOUT: "the wall-clock limit (`--timeout`) ended the run",
+    ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT); `agentbox mcp` and `agentbox serve` "
+    "stop cleanly with it",
     ExitCode.CRASH: "the sandbox trapped (e.g. C-level stack exhaustion); the host is unaffected",
     ExitCode.MEMORY: "the memory limit (`--memory`) ended the run (uncaught MemoryError or trap)",
+    ExitCode.TERMINATED: "ended by SIGTERM; `agentbox mcp` and `agentbox serve` stop cleanly "
+    "with it",
     ExitCode.FUEL: "the instruction budget (`--fuel`) ran out",
 }
 
@@ -36,3 +42,13 @@ def markdown_table() -> str:
     rows = ["| code | meaning |", "| --- | --- |"]
     rows += [f"| {int(code)} | {DESCRIPTIONS[code]} |" for code in ExitCode]
     return "\n".join(rows)
+
+
+def for_stop_signal(number: int | None) -> ExitCode:
+    """A long-lived server's exit code: OK when its input ended, else the signal's (the shell
+    convention, 128 + the signal number)."""
+    import signal
+
+    if number is None:
+        return ExitCode.OK
+    return ExitCode.INTERRUPTED if number == signal.SIGINT else ExitCode.TERMINATED

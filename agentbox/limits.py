@@ -34,6 +34,53 @@ def parse_size(text: str | int) -> int:
     return int(float(number) * _UNITS[unit.lower()])
 
 
+def _size_text(size: int) -> str:
+    for unit, name in ((1024**3, "GiB"), (MIB, "MiB"), (1024, "KiB")):
+        if size >= unit and size % unit == 0:
+            return f"{size // unit} {name}"
+    return f"{size} bytes"
+
+
+# What each limit accepts, as its error messages say it ("must be ...", after the limit's name).
+TIMEOUT_RANGE = f"more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds (7 days)"
+MEMORY_RANGE = f"{_size_text(MIN_MEMORY_BYTES)}..{_size_text(MAX_MEMORY_BYTES)}"
+MAX_OUTPUT_RANGE = "0 bytes or more"
+FUEL_RANGE = "a whole number of units, 1 or more"
+
+
+def check_timeout(value: float) -> None:
+    """Raise a one-line UsageError ("must be ...") unless `value` is a valid timeout."""
+    valid = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (valid and math.isfinite(value) and 0 < value <= MAX_TIMEOUT_SECONDS):
+        shown = f"{value:g}" if valid else repr(value)
+        raise UsageError(f"must be {TIMEOUT_RANGE}, not {shown}")
+
+
+def check_memory(value: int) -> None:
+    if not MIN_MEMORY_BYTES <= value <= MAX_MEMORY_BYTES:
+        raise UsageError(
+            f"must be {MEMORY_RANGE} (the most a wasm32 sandbox can use), not {_size_text(value)}"
+        )
+
+
+def check_max_output(value: int) -> None:
+    if value < 0:
+        raise UsageError(f"must be {MAX_OUTPUT_RANGE}, not {value}")
+
+
+def check_fuel(value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise UsageError(f"must be {FUEL_RANGE}, not {value}")
+
+
+_CHECKS = {
+    "timeout": check_timeout,
+    "memory": check_memory,
+    "max_output": check_max_output,
+    "fuel": check_fuel,
+}
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a single run may use. `None` for fuel means no instruction budget."""
@@ -44,22 +91,11 @@ class Limits:
     fuel: int | None = None
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout)):
-            raise UsageError(f"timeout must be a number of seconds, not {self.timeout!r}")
-        if not 0 < self.timeout <= MAX_TIMEOUT_SECONDS:
-            raise UsageError(
-                f"timeout must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds "
-                f"(7 days), not {self.timeout:g}"
-            )
-        if not MIN_MEMORY_BYTES <= self.memory <= MAX_MEMORY_BYTES:
-            raise UsageError(
-                f"memory limit must be between {MIN_MEMORY_BYTES // MIB} MiB and "
-                f"{MAX_MEMORY_BYTES // MIB} MiB (the most a wasm32 sandbox can use)"
-            )
-        if self.max_output < 0:
-            raise UsageError("max output must not be negative")
-        if self.fuel is not None and self.fuel <= 0:
-            raise UsageError(f"fuel must be a positive number of units, not {self.fuel}")
+        for name, check in _CHECKS.items():
+            try:
+                check(getattr(self, name))
+            except UsageError as error:
+                raise UsageError(f"{name.replace('_', ' ')} {error.message}") from None
 
     def with_timeout(self, timeout: float | None) -> "Limits":
         """These limits with a per-run wall-clock override (validated like any other)."""

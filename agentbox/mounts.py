@@ -9,6 +9,7 @@ compared by identity (device and inode of the resolved path and of every folder 
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -47,17 +48,35 @@ class Mount:
             raise UsageError(f"invalid mount {drive + text!r}: use HOST[:GUEST][:ro|rw]")
         guest = parts[1] if len(parts) == 2 else "/data"
         host = Path(drive + parts[0])
-        if not host.expanduser().is_dir():
-            raise UsageError(f"cannot mount {host}: not a directory")
+        _require_folder(host.expanduser(), host)
         return cls(host, guest, writable).checked()
 
     def checked(self) -> "Mount":
-        if not self.host.is_dir():
-            raise UsageError(f"cannot mount {self.host}: not a directory")
+        _require_folder(self.host, self.host)
         guest = PurePosixPath(self.guest)
         if not guest.is_absolute() or ".." in guest.parts or str(guest) == "/":
             raise UsageError(f"invalid guest path {self.guest!r}: use an absolute path below /")
         return Mount(self.host, str(guest), self.writable)
+
+
+def _require_folder(path: Path, shown: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"cannot mount {shown}: no such folder")
+    if not path.is_dir():
+        raise UsageError(f"cannot mount {shown}: not a directory")
+
+
+def refuse_shared_guest_paths(mounts: "Iterable[Mount]") -> None:
+    """Two mounts onto one guest path would silently hide one of them: refused."""
+    seen: dict[str, Mount] = {}
+    for mount in mounts:
+        guest = str(PurePosixPath(mount.guest))
+        earlier = seen.setdefault(guest, mount)
+        if earlier is not mount:
+            raise UsageError(
+                f"two mounts onto the guest path {guest} ({earlier.host} and {mount.host}): "
+                "one would hide the other; give each its own, e.g. HOST:/data2"
+            )
 
 
 def _identities(path: Path) -> list[_Identity]:

@@ -16,7 +16,7 @@ from agentbox.limits import (
     Limits,
     parse_size,
 )
-from agentbox.mounts import Mount
+from agentbox.mounts import Mount, refuse_shared_guest_paths
 from agentbox.result import RunResult
 from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
 
@@ -95,13 +95,15 @@ class Sandbox:
             limits=limits,
             mounts=tuple(m if isinstance(m, Mount) else Mount.parse(m) for m in mounts),
         )
+        refuse_shared_guest_paths(self.settings.mounts)
         self.env = _checked_env(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
         self._engine: Engine
         self._engine, self.engine_warning = resolve_engine(engine, progress)
         self._pool: WarmPool[GuestInstance] | None = None
         if pool_size and self.engine == "wasm":
-            self.warmup()
+            # The pool's thread compiles the guest on first use (if no cache has it): the
+            # constructor returns at once, so a server can answer while it compiles.
             self._pool = WarmPool(lambda: self._new_instance().prime(), pool_size)
 
     @property
@@ -122,6 +124,14 @@ class Sandbox:
         """Load (compiling and caching on first use) the guest now rather than on first run."""
         if self.engine == "wasm":
             self._wasm().runtime(self.limits.fuel is not None)
+
+    @property
+    def ready(self) -> bool:
+        """Whether a run starts without compiling the guest first (False only for a wasm
+        sandbox whose guest is not loaded yet: `warmup` loads it)."""
+        from agentbox.engines.wasm.runtime import runtime_ready
+
+        return self.engine != "wasm" or runtime_ready(self.limits.fuel is not None)
 
     def close(self) -> None:
         """Stop refilling the warm pool (runs still work, without it)."""
@@ -195,6 +205,8 @@ class Sandbox:
 
         request = self._request(code, args, stdin, filename)
         skills = self.skills.bind_run(asyncio.get_running_loop())
+        if not self.ready:  # loading the guest may compile it: never on the event loop
+            await asyncio.to_thread(self.warmup)
         instance = self._instance()
         return await instance.run_once_async(request, skills, timeout=timeout)
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from agentbox import __version__
@@ -73,6 +74,73 @@ def test_bad_option_value_is_a_usage_error() -> None:
     assert b"Traceback" not in result.stderr and b"--memory" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "value", "expected"),
+    [
+        ("run", "--memory", "1K", "64 MiB..4 GiB"),
+        ("run", "--memory", "8G", "64 MiB..4 GiB"),
+        ("run", "--memory", "lots", "invalid size"),
+        ("run", "--timeout", "0", "more than 0 and at most 604800 seconds"),
+        ("run", "--timeout", "1e9", "more than 0 and at most 604800 seconds"),
+        ("run", "--timeout", "soon", "not a valid float"),
+        ("run", "--fuel", "0", "1 or more"),
+        ("run", "--max-output", "-1", "invalid size"),
+        ("mcp", "--memory", "1K", "64 MiB..4 GiB"),
+        ("mcp", "--pool-size", "-1", "x>=0"),
+        ("mcp", "--session-idle", "0", "x>0"),
+        ("mcp", "--max-sessions", "0", "x>=1"),
+        ("serve", "--timeout", "-5", "more than 0"),
+        ("serve", "--port", "70000", "0<=x<=65535"),
+    ],
+)
+def test_option_errors_are_one_line_with_the_valid_range(
+    command: str, option: str, value: str, expected: str
+) -> None:
+    """Every limit option: one `agentbox:` line naming the option and what it accepts, exit 2
+    (not Click's three-line usage block)."""
+    args = [command, option, value] + (["-"] if command == "run" else [])
+    result = run_cli(*args)
+    assert result.returncode == ExitCode.USAGE
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("agentbox: ") and option in lines[0] and expected in lines[0]
+
+
+def test_mount_errors_are_one_line(tmp_path: Path) -> None:
+    missing = run_cli("run", "--mount", str(tmp_path / "nope"), "-")
+    assert missing.returncode == ExitCode.USAGE
+    assert (
+        missing.stderr.decode() == f"agentbox: cannot mount {tmp_path / 'nope'}: no such folder\n"
+    )
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    not_folder = run_cli("run", "--mount", str(a_file), "-")
+    assert not_folder.stderr.decode() == f"agentbox: cannot mount {a_file}: not a directory\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for second in ("/data", "/data/", "/data/."):
+        same = run_cli(
+            "run", "--mount", str(tmp_path / "a"), "--mount", f"{tmp_path / 'b'}:{second}", "-"
+        )
+        assert same.returncode == ExitCode.USAGE
+        lines = same.stderr.decode().splitlines()
+        assert len(lines) == 1 and "two mounts onto the guest path /data" in lines[0], lines
+    # positive control: two guest paths are fine, and each shows its own folder
+    (tmp_path / "a" / "x.txt").write_text("from a")
+    (tmp_path / "b" / "y.txt").write_text("from b")
+    both = run_cli(
+        "run",
+        "--mount",
+        str(tmp_path / "a"),
+        "--mount",
+        f"{tmp_path / 'b'}:/other",
+        "-",
+        stdin=b"print(open('/data/x.txt').read(), open('/other/y.txt').read())",
+    )
+    assert both.returncode == 0, both.stderr
+    assert both.stdout == b"from a from b\n"
+
+
 def test_version_and_help() -> None:
     assert run_cli("--version").stdout.decode().strip().endswith(__version__)
     help_text = run_cli("run", "--help").stdout.decode()
@@ -89,6 +157,16 @@ def test_info_reports_versions_guest_and_cache() -> None:
     assert len(details["guest_sha256"]) == 64
     assert details["wasmtime"].startswith("50.")
     assert details["cache_state"] == "compiled"
+
+
+def test_info_with_an_empty_cache_reports_it_without_compiling(tmp_path: Path) -> None:
+    """`info` never compiles for tens of seconds to report the cache as empty afterwards."""
+    result = run_cli("info", "--json", env={"AGENTBOX_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    details = json.loads(result.stdout)
+    assert details["cache_state"].startswith("empty")
+    assert "agentbox warmup" in details["guest_python"]
+    assert list(tmp_path.rglob("*.cwasm")) == []
 
 
 def test_warmup_prepares_the_cache(tmp_path: Path) -> None:

@@ -342,3 +342,71 @@ def test_confirm_skills_asks_at_a_real_terminal(
     assert expected in transcript
     if answer == b"y":
         assert f"RESULT {len(_CONFIRMED_REQUEST)}".encode() in transcript
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("skills.weather(city=3)", "bad arguments for skill 'weather': ['city']: 3 is not of type"),
+        ("skills.weather(unit='K')", "'city' is a required property"),
+        ("skills.weather(city='Oslo', unit=['C'])", "['unit']: ['C'] is not of type 'string'"),
+    ],
+)
+def test_arguments_are_checked_against_the_schema_before_the_call(
+    box: Sandbox, call: str, message: str
+) -> None:
+    """The JSON Schema the script sees is enforced: the host function is never called with
+    data it does not accept (the skill would have returned `city=3` unchanged)."""
+    out = run_ok(
+        box,
+        f"import skills\ntry:\n    print({call})\nexcept skills.SkillError as e:\n    print(e)\n",
+    )
+    assert message in out, out
+    # positive control: valid arguments reach the function
+    assert run_ok(box, "import skills\nprint(skills.weather(city='Oslo'))") == (
+        "{'city': 'Oslo', 'temp': 21, 'unit': 'C'}\n"
+    )
+
+
+def test_unknown_skill_attribute_is_a_skill_error(box: Sandbox) -> None:
+    """The README's `except skills.SkillError` catches `skills.fetch_url(...)` without such a
+    skill; `hasattr` still answers False."""
+    code = (
+        "import skills\n"
+        "print(hasattr(skills, 'fetch_url'))\n"
+        "try:\n    skills.fetch_url(url='https://evil.example/')\n"
+        "except skills.SkillError as error:\n    print(type(error).__name__, error)\n"
+    )
+    assert run_ok(box, code) == (
+        "False\nUnknownSkillError no skill named 'fetch_url'; skills.list() shows the available "
+        "ones\n"
+    )
+
+
+def test_guest_tracebacks_into_skills_show_source_lines(box: Sandbox) -> None:
+    result = box.run("import skills\nskills.call_skill(42)")
+    assert result.exit_code == 1
+    assert "skills.py" in result.stderr
+    assert 'raise SkillError(f"skill name must be a string' in result.stderr, result.stderr
+
+
+def test_a_skill_that_raises_is_one_line_on_stderr_unless_debugging(tmp_path: Path) -> None:
+    skills_file = tmp_path / "raising.py"
+    skills_file.write_text(
+        "import agentbox\n\n@agentbox.skill\ndef boom() -> None:\n"
+        "    raise RuntimeError('the host said no\\nsecond line')\n"
+    )
+    code = b"import skills\ntry:\n    skills.boom()\nexcept skills.SkillError as e:\n    print(e)\n"
+    quiet = run_cli("run", "--skills", str(skills_file), "-", stdin=code)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == b"skill 'boom' failed: RuntimeError\n"
+    assert quiet.stderr.decode().splitlines() == [
+        "agentbox: skill 'boom' raised RuntimeError: the host said no "
+        "(set AGENTBOX_DEBUG=1 for its traceback)"
+    ]
+    debug = run_cli(
+        "run", "--skills", str(skills_file), "-", stdin=code, env={"AGENTBOX_DEBUG": "1"}
+    )
+    assert debug.returncode == 0, debug.stderr
+    assert b"Traceback (most recent call last)" in debug.stderr
+    assert b"second line" in debug.stderr

@@ -12,6 +12,7 @@ import click
 from agentbox._version import __version__
 from agentbox.errors import AgentboxError
 from agentbox.exit_codes import ExitCode
+from agentbox.log import DEBUG_VARIABLE
 
 COMMANDS = {
     "run": ("agentbox.cli.run", "run", "Run a Python script in the sandbox."),
@@ -23,8 +24,6 @@ COMMANDS = {
     "serve": ("agentbox.cli.serve", "serve", "Serve runs over HTTP on 127.0.0.1 (bearer token)."),
     "licenses": ("agentbox.cli.licenses", "licenses", "Show the third-party licenses."),
 }
-
-DEBUG_VARIABLE = "AGENTBOX_DEBUG"
 
 
 class LazyGroup(click.Group):
@@ -74,6 +73,9 @@ def _exit_code() -> int:
     except SystemExit as exit_request:
         code = exit_request.code
         return code if isinstance(code, int) else (0 if code is None else ExitCode.INTERNAL)
+    except click.UsageError as error:  # one line, like every other error (`--help` has more)
+        click.echo(f"agentbox: {error.format_message()}", err=True)
+        return error.exit_code
     except click.ClickException as error:
         error.show()
         return error.exit_code
@@ -83,7 +85,7 @@ def _exit_code() -> int:
     except BrokenPipeError:
         return ExitCode.OK
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise

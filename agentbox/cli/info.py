@@ -20,7 +20,15 @@ def collect() -> dict[str, Any]:
 
     guest = guest_image()
     artifact = compile_cache.artifact_path(guest, engine_description(False))
-    guest_python = Sandbox().run("import sys; print(sys.version.split()[0])").stdout.strip()
+    cache_state = _cache_state(artifact)
+    if cache_state == COMPILED:  # asking the guest costs a few milliseconds
+        guest_python = (
+            Sandbox(progress=_echo_progress)
+            .run("import sys; print(sys.version.split()[0])")
+            .stdout.strip()
+        )
+    else:  # asking it would first compile it for tens of seconds: `info` never does
+        guest_python = "unknown until the sandbox is compiled (agentbox warmup)"
     return {
         "agentbox": __version__,
         "wasmtime": compile_cache.wasmtime_version(),
@@ -31,20 +39,28 @@ def collect() -> dict[str, Any]:
         "componentize_py": guest.componentize_py,
         "platform": f"{sys.platform}-{platform.machine()}",
         "cache_dir": str(artifact.parent),
-        "cache_state": _cache_state(artifact),
+        "cache_state": cache_state,
         "config_file": _config_file(user_config_file()),
     }
+
+
+COMPILED = "compiled"
+NOT_COMPILED = "empty (compiled on first run, or now by `agentbox warmup`)"
+
+
+def _echo_progress(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _cache_state(artifact: Path) -> str:
     from agentbox import native_folders
 
     if not artifact.parent.exists():
-        return "empty (compiled on first run)"
+        return NOT_COMPILED
     problem = native_folders.problem(artifact.parent)
     if problem is not None:
         return f"not used for compiled code: {problem}"
-    return "compiled" if artifact.exists() else "empty (compiled on first run)"
+    return COMPILED if artifact.exists() else NOT_COMPILED
 
 
 def _config_file(user_file: Path) -> str:

@@ -11,7 +11,14 @@ from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MEMORY_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
+    FUEL_RANGE,
+    MEMORY_RANGE,
     MIB,
+    TIMEOUT_RANGE,
+    check_fuel,
+    check_max_output,
+    check_memory,
+    check_timeout,
     parse_size,
 )
 
@@ -41,36 +48,58 @@ class SizeParamType(click.ParamType):  # type: ignore[type-arg]
 SIZE = SizeParamType()
 
 
+def _checked(check: Callable[[Any], None]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """An option callback refusing what `check` (the limit's own rule) refuses: the error names
+    the option and the valid range in one line (`agentbox.limits` words the range once)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            try:
+                check(value)
+            except UsageError as error:
+                raise click.BadParameter(error.message, ctx, param) from None
+        return value
+
+    return callback
+
+
 def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--timeout, --memory, --fuel, --max-output, --mount, --env."""
     decorators = [
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=float,
+            callback=_checked(check_timeout),
             default=DEFAULT_TIMEOUT_SECONDS,
             show_default=True,
             envvar="AGENTBOX_TIMEOUT",
-            help="Wall-clock limit in seconds; exit code 124 when hit. [env: AGENTBOX_TIMEOUT]",
+            help=f"Wall-clock limit in seconds, {TIMEOUT_RANGE}; exit code 124 when hit. "
+            "[env: AGENTBOX_TIMEOUT]",
         ),
         click.option(
             "--memory",
             type=SIZE,
+            callback=_checked(check_memory),
             default=f"{DEFAULT_MEMORY_BYTES // MIB}M",
             show_default=True,
             envvar="AGENTBOX_MEMORY",
-            help="Memory limit of the sandbox (e.g. 256M, 1G). [env: AGENTBOX_MEMORY]",
+            help=f"Memory limit of the sandbox, {MEMORY_RANGE} (e.g. 256M, 1G). "
+            "[env: AGENTBOX_MEMORY]",
         ),
         click.option(
             "--fuel",
-            type=click.IntRange(min=1),
+            type=int,
+            callback=_checked(check_fuel),
             default=None,
             envvar="AGENTBOX_FUEL",
-            help="Deterministic instruction budget; exit code 152 when it runs out. "
+            help=f"Deterministic instruction budget ({FUEL_RANGE}); exit code 152 when it runs "
+            "out. "
             "Off by default (it slows code down). [env: AGENTBOX_FUEL]",
         ),
         click.option(
             "--max-output",
             type=SIZE,
+            callback=_checked(check_max_output),
             default=f"{DEFAULT_MAX_OUTPUT_BYTES // MIB}M",
             show_default=True,
             envvar="AGENTBOX_MAX_OUTPUT",

@@ -1,12 +1,15 @@
 """`agentbox serve`: `POST /run` and session endpoints on 127.0.0.1, behind a bearer token."""
 
 import secrets
+import sys
 from typing import Any
 
 import click
 
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options, server_options
+from agentbox.cli.stopping import exit_on_signals_while_starting
 from agentbox.errors import UsageError
+from agentbox.exit_codes import for_stop_signal
 
 
 @click.command()
@@ -34,13 +37,16 @@ def serve(
     A new random token is printed at start; every request must send it as
     `Authorization: Bearer TOKEN`. A run is answered with 503 while a server cap is reached
     (every session busy, too many runs in progress or held by blocked host calls).
+    It listens at once, also while a cold cache compiles; SIGINT exits 130, SIGTERM 143.
 
     \b
       POST   /run              {"code": ..., "session"?, "timeout"?, "stdin"?} -> run --json object
+                               (Accept: application/x-ndjson: progress lines, then the result)
       GET    /sessions         open sessions: id, runs, idle_seconds, busy
       DELETE /sessions/ID      close a session
       GET    /skills           the skills sandboxed code may call
     """
+    exit_on_signals_while_starting()
     try:
         from agentbox.server import http_server
     except ImportError as error:
@@ -51,6 +57,7 @@ def serve(
             f"pip install '{DISTRIBUTION}[serve]'"
         ) from None
     from agentbox.server.sessions import SessionManager
+    from agentbox.server.warming import Warming
 
     try:
         sock = http_server.listen(port)
@@ -66,8 +73,12 @@ def serve(
     click.echo(
         f"try: curl -H 'Authorization: Bearer {token}' -d '{{\"code\": \"print(1)\"}}' {url}/run"
     )
+    warming = Warming(sandbox)  # with an empty cache: it listens while the guest compiles
     try:
-        http_server.serve(http_server.create_app(sandbox, sessions, token), sock)
+        stopped_by = http_server.serve(
+            http_server.create_app(sandbox, sessions, token, warming), sock
+        )
     finally:
         sessions.close_all()
         sandbox.close()
+    sys.exit(for_stop_signal(stopped_by))

@@ -354,6 +354,10 @@ class SkillError(Exception):
     """A skill call failed; the message says why."""
 
 
+class UnknownSkillError(SkillError, AttributeError):
+    """`skills.NAME` for a skill this sandbox does not have (as in the wasm guest)."""
+
+
 class OutputStream(io.TextIOBase):
     """The script's stdout or stderr: capped, buffered, sent to the parent in frames."""
 
@@ -397,6 +401,7 @@ class SkillsNamespace:
     """`skills` as the wasm guest has it: `skills.list()`, `skills.NAME(**kw)`, `SkillError`."""
 
     SkillError = SkillError
+    UnknownSkillError = UnknownSkillError
 
     def __init__(self, host: "ChildHost") -> None:
         self._host = host
@@ -415,11 +420,11 @@ class SkillsNamespace:
         for spec in self._host.list_skills():
             if spec["name"] == name:
                 return SkillFunction(self._host, spec)
-        raise AttributeError(f"no skill named {name!r}; skills.list() shows the available ones")
+        raise UnknownSkillError(f"no skill named {name!r}; skills.list() shows the available ones")
 
     def __dir__(self) -> Iterable[str]:
         return sorted(
-            ["SkillError", "call_skill", "list"]
+            ["SkillError", "UnknownSkillError", "call_skill", "list"]
             + [spec["name"] for spec in self._host.list_skills()]
         )
 

@@ -17,7 +17,10 @@ import asyncio
 import hmac
 import json
 import socket
+import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict
+from types import FrameType
 from typing import Any, ClassVar
 
 import anyio
@@ -26,7 +29,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -36,7 +39,14 @@ from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
 from agentbox.server.admission import Admission, ServerBusyError
 from agentbox.server.log_summary import quiet_server_logs
+from agentbox.server.progress import with_progress
 from agentbox.server.sessions import SessionManager
+from agentbox.server.warming import Warming
+
+# `POST /run` with `Accept: application/x-ndjson`: one JSON object per line, progress events
+# while the run goes on, then the result.
+STREAM_MEDIA_TYPE = "application/x-ndjson"
+RUNNING_MESSAGE = "running"
 
 _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "code": str,
@@ -119,11 +129,23 @@ def _run_json(result: RunResult, session: str | None, notices: list[str]) -> dic
     }
 
 
-def create_app(sandbox: Sandbox, sessions: SessionManager, token: str) -> Starlette:
+def _wants_stream(request: Request) -> bool:
+    return STREAM_MEDIA_TYPE in request.headers.get("accept", "")
+
+
+def _ndjson(event: dict[str, Any]) -> bytes:
+    return (json.dumps(event) + "\n").encode()
+
+
+def create_app(
+    sandbox: Sandbox, sessions: SessionManager, token: str, warming: Warming | None = None
+) -> Starlette:
     """The HTTP API: POST /run, GET /sessions, DELETE /sessions/{id}, GET /skills. Every run
-    passes the server caps (`Admission`) first."""
+    passes the server caps (`Admission`) first, and waits for `warming` (the guest loading in
+    the background) if it has not finished."""
     max_timeout = sandbox.limits.timeout
     gate = Admission()
+    warming = warming if warming is not None else Warming(sandbox)
 
     def execute(data: dict[str, Any]) -> dict[str, Any]:
         timeout = data.get("timeout")
@@ -135,9 +157,43 @@ def create_app(sandbox: Sandbox, sessions: SessionManager, token: str) -> Starle
             run = sessions.run(session, data["code"], stdin=stdin, timeout=timeout)
             return _run_json(run.result, session, run.notices)
 
+    async def stream(data: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The streamed /run: progress events while the run goes on, then its result (or the
+        error a plain /run would answer with a status code)."""
+        started = time.monotonic()
+        events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+        async def report(_elapsed: float, message: str) -> None:
+            elapsed = round(time.monotonic() - started, 3)
+            await events.put({"event": "progress", "elapsed_seconds": elapsed, "message": message})
+
+        async def produce() -> None:
+            try:
+                await warming.wait(report)
+                result = await with_progress(
+                    lambda: anyio.to_thread.run_sync(execute, data), report, RUNNING_MESSAGE
+                )
+                await events.put({"event": "result", **result})
+            except ServerBusyError as error:
+                await events.put({"event": "error", "error": str(error), "status": 503})
+            except ValueError as error:  # a bad session id
+                await events.put({"event": "error", "error": str(error), "status": 400})
+            finally:
+                await events.put(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while (event := await events.get()) is not None:
+                yield _ndjson(event)
+        finally:
+            producer.cancel()  # the client left: a run on its thread still ends at its deadline
+
     async def run(request: Request) -> Response:
         try:
             data = await _run_request(request)
+            if _wants_stream(request):
+                return StreamingResponse(stream(data), media_type=STREAM_MEDIA_TYPE)
+            await warming.wait()  # not on a worker thread: those stay free for other requests
             return JSONResponse(await anyio.to_thread.run_sync(execute, data))
         except BadRequest as error:
             return _error(str(error), error.status)
@@ -243,8 +299,23 @@ class _GuardedH11Protocol(H11Protocol):
         oldest.transport.close()
 
 
-def serve(app: Starlette, sock: socket.socket) -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM); no per-request log lines."""
+class _Server(uvicorn.Server):
+    """uvicorn's server, which stops on the first SIGINT or SIGTERM and records it, instead of
+    raising the signal again once stopped (which Click would report as "aborted", exit 2, or
+    SIGTERM would end the process by the signal)."""
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = sig
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def serve(app: Starlette, sock: socket.socket) -> int | None:
+    """Serve until SIGINT (Ctrl-C) or SIGTERM, and return that signal's number; no
+    per-request log lines."""
     quiet_server_logs("agentbox serve", "uvicorn", "asyncio")
     config = uvicorn.Config(
         app,
@@ -256,4 +327,6 @@ def serve(app: Starlette, sock: socket.socket) -> None:
         access_log=False,
         lifespan="off",
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = _Server(config)
+    server.run(sockets=[sock])
+    return server.stopped_by

@@ -6,11 +6,15 @@ thread (no SDK worker thread in between: one thread hop less per call), so one s
 blocks the protocol loop or other calls, and a script that hits a limit ends only its own call.
 """
 
+import signal
+import sys
+import threading
+import time
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.message import SessionMessage
 from mcp.types import (
@@ -30,7 +34,11 @@ from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
 from agentbox.server.admission import Admission, ServerBusyError
 from agentbox.server.mcp_stdio import InvalidRequest, RequestTooLarge, stdio_streams
+from agentbox.server.progress import ProgressReport, with_progress
 from agentbox.server.sessions import MAX_SESSION_ID_LENGTH, SessionManager
+from agentbox.server.warming import Warming
+
+RUNNING_MESSAGE = "running"
 
 
 class SkillCallOutput(BaseModel):
@@ -125,10 +133,29 @@ def _description(sandbox: Sandbox) -> str:
     )
 
 
-def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
+def _progress_report(ctx: Context) -> ProgressReport | None:
+    """Progress notifications for this call, if its client sent a `progressToken`: the seconds
+    since the call arrived (which only grow, as MCP requires) and what is going on."""
+    meta = ctx.request_context.meta
+    if not meta or meta.get("progress_token") is None:
+        return None
+    started = time.monotonic()
+
+    async def report(_elapsed: float, message: str) -> None:
+        elapsed = time.monotonic() - started
+        await ctx.report_progress(round(elapsed, 3), None, f"{message} ({elapsed:.0f} s)")
+
+    return report
+
+
+def create_server(
+    sandbox: Sandbox, sessions: SessionManager, warming: Warming | None = None
+) -> MCPServer:
     """The MCP server for `sandbox`; named sessions live in `sessions`. Every run passes the
-    server caps (`Admission`) first."""
+    server caps (`Admission`) first, and waits for `warming` (the guest loading in the
+    background) if it has not finished."""
     gate = Admission()
+    warming = warming if warming is not None else Warming(sandbox)
     server = MCPServer(
         name="agentbox",
         version=__version__,
@@ -164,20 +191,26 @@ def create_server(sandbox: Sandbox, sessions: SessionManager) -> MCPServer:
         stdin: Annotated[
             str | None, Field(description="Text the script reads from sys.stdin.")
         ] = None,
+        *,
+        ctx: Context,
     ) -> Annotated[CallToolResult, RunOutput]:
         effective_timeout = min(timeout, max_timeout) if timeout is not None else None
         notices: list[str] = []
+        report = _progress_report(ctx)
+        await warming.wait(report)
+
+        async def execute() -> RunResult:
+            if session is None:
+                return await sandbox.run_async(code, stdin=stdin or "", timeout=effective_timeout)
+            run = await sessions.run_async(
+                session, code, stdin=stdin or "", timeout=effective_timeout
+            )
+            notices.extend(run.notices)
+            return run.result
+
         try:
             with gate.admitted(one_shot=session is None):
-                if session is None:
-                    result = await sandbox.run_async(
-                        code, stdin=stdin or "", timeout=effective_timeout
-                    )
-                else:
-                    run = await sessions.run_async(
-                        session, code, stdin=stdin or "", timeout=effective_timeout
-                    )
-                    result, notices = run.result, run.notices
+                result = await with_progress(execute, report, RUNNING_MESSAGE)
         except (ServerBusyError, ValueError) as error:
             raise ToolError(str(error)) from error
         structured = {
@@ -237,7 +270,27 @@ def _protocol_error(error: Exception) -> SessionMessage:
     )
 
 
-async def serve_stdio(server: MCPServer) -> None:
+async def serve_stdio(server: MCPServer) -> int | None:
+    """Serve over stdin/stdout until stdin closes (None) or SIGINT or SIGTERM arrives (that
+    signal's number: the transport and every call in progress are cancelled)."""
+    stopped_by: list[int] = []
+
+    async def stop_on_signal(scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for number in signals:
+                stopped_by.append(number)
+                scope.cancel()
+                return
+
+    async with anyio.create_task_group() as tasks:
+        if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
+            tasks.start_soon(stop_on_signal, tasks.cancel_scope)
+        await _serve_stdio(server)
+        tasks.cancel_scope.cancel()  # stdin closed: the signal watcher has nothing to do
+    return stopped_by[0] if stopped_by else None
+
+
+async def _serve_stdio(server: MCPServer) -> None:
     """Serve over stdin/stdout until stdin closes, answering malformed lines with errors.
 
     The transport passes on a line it cannot parse as an exception, which the SDK's server

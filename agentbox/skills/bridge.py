@@ -316,6 +316,7 @@ class RunSkills:
             arguments = json.loads(data)
         except ValueError as error:
             raise SkillFailure(f"data for skill {name!r} is not JSON: {error}") from None
+        _check_arguments(spec, arguments)
         if self._skills.approve is not None and not self._skills.approve(name, arguments):
             raise SkillFailure(f"skill {name!r} was not approved")
         value = self._invoke(spec, arguments)
@@ -357,7 +358,7 @@ class RunSkills:
             ending = f"after {own:g} s" if timeout == own else "at the run's deadline"
             raise SkillFailure(f"skill {spec.name!r} timed out {ending}") from None
         except Exception as error:  # noqa: BLE001 - logged, and reported to the guest
-            log.logger("agentbox.skills").exception("skill %r raised", spec.name)
+            _log_failure(spec.name, error)
             raise SkillFailure(f"skill {spec.name!r} failed: {type(error).__name__}") from None
         finally:
             _call_deadline.reset(token)
@@ -373,6 +374,53 @@ class RunSkills:
                 future.cancel()
                 raise
         return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+# A skill declaring this schema (a command's default) declares nothing about its data.
+_UNDECLARED_SCHEMAS: tuple[dict[str, Any], ...] = ({}, {"type": "object"})
+
+
+def _check_arguments(spec: Skill, arguments: Any) -> None:
+    """Refuse data the skill's JSON Schema (what `skills.list()` shows the script) rejects,
+    before the host function runs. A function skill's schema describes keyword arguments, so
+    data that is not an object (passed as one positional argument) is left to its signature."""
+    schema = spec.parameters
+    if schema in _UNDECLARED_SCHEMAS or (not spec.raw_data and not isinstance(arguments, dict)):
+        return
+    import jsonschema  # ~0.1 s, paid by the first call of a skill that declares parameters
+
+    try:
+        validator = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator
+        )(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    except Exception as problem:  # noqa: BLE001 - the host's schema is broken, not the call
+        raise SkillFailure(
+            f"skill {spec.name!r} has an invalid parameters schema ({type(problem).__name__})"
+        ) from None
+    if error is not None:
+        where = "".join(f"[{part!r}]" for part in error.absolute_path)
+        raise SkillFailure(
+            f"bad arguments for skill {spec.name!r}: "
+            f"{f'{where}: ' if where else ''}{cut(error.message, MAX_RECORDED_ERROR_CHARS)}"
+        )
+
+
+def _log_failure(name: str, error: Exception) -> None:
+    """One line on the host's stderr for a skill that raised; its traceback only with
+    AGENTBOX_DEBUG=1 (a skill that fails on every call would otherwise flood the log)."""
+    logger = log.logger("agentbox.skills")
+    if log.debug_enabled():
+        logger.exception("agentbox: skill %r raised", name)
+        return
+    first_line = next(iter(str(error).splitlines()), "")
+    logger.warning(
+        "agentbox: skill %r raised %s%s (set %s=1 for its traceback)",
+        name,
+        type(error).__name__,
+        f": {cut(first_line, MAX_RECORDED_ERROR_CHARS)}" if first_line else "",
+        log.DEBUG_VARIABLE,
+    )
 
 
 def _arguments_for(arguments: Any) -> tuple[list[Any], dict[str, Any]]:

@@ -15,13 +15,18 @@ import sys
 from componentize_py_types import Err
 from wit_world.imports import host
 
-__all__ = ["SkillError", "call_skill", "list"]
+__all__ = ["SkillError", "UnknownSkillError", "call_skill", "list"]
 
 _list = list
 
 
 class SkillError(Exception):
     """A skill call failed; the message says why."""
+
+
+class UnknownSkillError(SkillError, AttributeError):
+    """`skills.NAME` for a skill this sandbox does not have: a SkillError like every other
+    failure, and an AttributeError so `hasattr(skills, NAME)` answers False."""
 
 
 def call_skill(name, data=None):
@@ -74,7 +79,24 @@ def __getattr__(name):
     for spec in list():
         if spec["name"] == name:
             return _Skill(spec)
-    raise AttributeError(f"no skill named {name!r}; skills.list() shows the available ones")
+    raise UnknownSkillError(f"no skill named {name!r}; skills.list() shows the available ones")
+
+
+def _keep_source_for_tracebacks():
+    """Runs at build time, while this file is readable: at run time no host path exists, so
+    without this a traceback into this module would show no source lines. An entry without a
+    modification time is one `linecache.checkcache` keeps."""
+    import linecache
+
+    try:
+        with open(__file__, encoding="utf-8") as source:
+            lines = source.readlines()
+    except OSError:
+        return
+    linecache.cache[__file__] = (sum(map(len, lines)), None, lines, __file__)
+
+
+_keep_source_for_tracebacks()
 
 
 def __dir__():

@@ -116,6 +116,11 @@ def _log_progress(message: str) -> None:
     log.logger().info(message)
 
 
+def runtime_ready(fuel: bool = False) -> bool:
+    """Whether the runtime is built (so `get_runtime` returns at once, compiling nothing)."""
+    return fuel in _runtimes
+
+
 def get_runtime(fuel: bool = False, progress: Progress = _log_progress) -> Runtime:
     """The shared runtime for this engine configuration, built (and compiled) on first use."""
     with _lock:
