@@ -76,13 +76,15 @@ def _exit_code() -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
-    except click.Abort:
+    except click.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):  # Ctrl-C while Click parsed
+            return ExitCode.INTERRUPTED
         click.echo("agentbox: aborted", err=True)
         return ExitCode.USAGE
     except BrokenPipeError:
         return ExitCode.OK
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
