@@ -1,6 +1,7 @@
 """The `agentbox` command line. Each command lives in its own module and is imported only when
 invoked, so `agentbox run` never pays for the imports of `agentbox mcp`."""
 
+import atexit
 import contextlib
 import importlib
 import os
@@ -105,4 +106,7 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
             stream.flush()
+    # `os._exit` skips atexit: run its handlers (they end command skills still running, e.g.
+    # after a timeout or Ctrl-C abandoned the call), without the rest of a normal shutdown.
+    atexit._run_exitfuncs()
     os._exit(code & 0xFF)  # what the OS keeps of `sys.exit(code)` anyway

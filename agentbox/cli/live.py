@@ -12,6 +12,8 @@ import select
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import BinaryIO
 
@@ -46,11 +48,18 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
-def catch_interrupts() -> None:
-    """From now on SIGINT and SIGTERM raise `Interrupted` in the main thread (the process
-    exits just after, so the handlers are never restored)."""
-    for signum in SIGNAL_EXIT_CODES:
-        signal.signal(signum, _raise_interrupted)
+@contextmanager
+def interrupts_raised() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM raise `Interrupted` in the main thread (a second
+    one while the first is handled exits at once). The previous handlers come back after, for
+    a host that invokes the command in its own process (Click's test runner)."""
+    _interrupted.clear()
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in SIGNAL_EXIT_CODES}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _descriptor(stream: object) -> int | None:

@@ -169,27 +169,26 @@ def run(
     asks for it. The exit code is the script's own; limits, errors, Ctrl-C (130) and SIGTERM
     (143) have fixed codes (see README: "Exit codes").
     """
-    live.catch_interrupts()
     writer = live.LiveWriter(collect=as_json)
     started = time.perf_counter()
-    try:
-        result = _run(ctx, script, args, writer, options)
-    except AgentboxError as error:
-        if not as_json:
-            raise
-        _echo_json(_error_json(error.exit_code, error.message))
-        sys.exit(error.exit_code)
-    except live.Interrupted as interruption:
-        writer.stop()
-        message = f"interrupted by {interruption.name}"
-        result = RunResult(
-            stdout_bytes=writer.text("stdout"),
-            stderr_bytes=writer.text("stderr"),
-            exit_code=interruption.exit_code,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            message=message,
-        )
-    _report(result, as_json)
+    with live.interrupts_raised():
+        try:
+            result = _run(ctx, script, args, writer, options)
+        except AgentboxError as error:
+            if not as_json:
+                raise
+            _echo_json(_error_json(error.exit_code, error.message))
+            sys.exit(error.exit_code)
+        except live.Interrupted as interruption:
+            writer.stop()
+            result = RunResult(
+                stdout_bytes=writer.text("stdout"),
+                stderr_bytes=writer.text("stderr"),
+                exit_code=interruption.exit_code,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                message=f"interrupted by {interruption.name}",
+            )
+        _report(result, as_json)
     sys.exit(result.exit_code)
 
 
