@@ -331,3 +331,18 @@ def test_json_after_script_is_the_scripts_argument_not_an_option(tmp_path: Path)
     assert result.returncode == ExitCode.USAGE
     assert result.stdout == b""
     assert b"Invalid value for '--timeout'" in result.stderr
+
+
+def test_a_flushed_partial_line_reaches_the_caller(tmp_path: Path) -> None:
+    """`input(prompt)` flushes a prompt that has no newline: the caller sees it before it
+    answers (as with `python`), and so does any explicit flush."""
+    source = (
+        "import sys\nsys.stdout.write('a'); sys.stdout.flush()\nname = input('name? ')\nprint(name)"
+    )
+    with spawned("run", script(tmp_path, source)) as process:
+        assert process.stdin is not None and process.stdout is not None
+        assert process.stdout.read(len(b"aname? ")) == b"aname? "
+        process.stdin.write(b"zoe\n")
+        process.stdin.flush()
+        code, out, err = finish(process)
+    assert (code, out, err) == (0, b"zoe\n", b"")
