@@ -3,7 +3,7 @@
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from agentbox.engines.base import (
     DEFAULT_FILENAME,
@@ -11,6 +11,7 @@ from agentbox.engines.base import (
     RunSettings,
     ScriptRequest,
     StdinReader,
+    SupportsRead,
 )
 from agentbox.engines.registry import resolve_engine
 from agentbox.engines.wasm.pool import WarmPool
@@ -53,13 +54,6 @@ async def run_off_loop(
 
     loop = asyncio.get_running_loop()
     return await asyncio.to_thread(run, code, loop=loop, **options)
-
-
-class SupportsRead(Protocol):
-    """A binary stream (`io.BytesIO`, an open file, a pipe): `read1` is used when it has one,
-    so a script reading a line gets it as soon as it arrives."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def _stdin_reader(stdin: SupportsRead) -> StdinReader:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agentbox.engines.base import DEFAULT_FILENAME, ScriptRequest
+from agentbox.engines.base import DEFAULT_FILENAME, ScriptRequest, SupportsRead
 from agentbox.output import OutputCallback
 from agentbox.result import RunResult
 from agentbox.skills import SkillSet
@@ -35,7 +35,7 @@ class SessionHost(Protocol):
         self,
         code: str | bytes,
         args: Sequence[str],
-        stdin: Any,
+        stdin: "bytes | str | SupportsRead",
         filename: str,
         on_output: OutputCallback | None = None,
         argv0: str | None = None,
@@ -84,7 +84,7 @@ class Session:
         code: str | bytes,
         *,
         args: Sequence[str] = (),
-        stdin: Any = b"",
+        stdin: "bytes | str | SupportsRead" = b"",
         filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
@@ -108,7 +108,7 @@ class Session:
         code: str | bytes,
         *,
         args: Sequence[str] = (),
-        stdin: Any = b"",
+        stdin: "bytes | str | SupportsRead" = b"",
         filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,

@@ -17,6 +17,14 @@ Progress = Callable[[str], None]
 # available; b"" at the end). Called on the run's thread; it may block (the deadline still holds).
 StdinReader = Callable[[int], bytes]
 
+
+class SupportsRead(Protocol):
+    """What `stdin=` may also be: a binary stream (`io.BytesIO`, an open file, a pipe).
+    `read1` is used when it has one, so a script reading a line gets it as it arrives."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 # The name a script read from stdin (or given as a string) runs under, as with `python -`.
 DEFAULT_FILENAME = "<stdin>"
 
