@@ -17,10 +17,12 @@ if TYPE_CHECKING:
     from agentbox.exit_codes import ExitCode
     from agentbox.limits import Limits
     from agentbox.mounts import Mount
+    from agentbox.output import OutputCallback
     from agentbox.result import RunResult, SkillCall
     from agentbox.sandbox import Sandbox
     from agentbox.session import Session, SessionClosedError
     from agentbox.skills import Skill, SkillFailure, skill
+    from agentbox.streaming import RunStream
 
 _EXPORTS = {
     "AgentboxError": "agentbox.errors",
@@ -28,7 +30,9 @@ _EXPORTS = {
     "ExitCode": "agentbox.exit_codes",
     "Limits": "agentbox.limits",
     "Mount": "agentbox.mounts",
+    "OutputCallback": "agentbox.output",
     "RunResult": "agentbox.result",
+    "RunStream": "agentbox.streaming",
     "SkillCall": "agentbox.result",
     "Sandbox": "agentbox.sandbox",
     "Session": "agentbox.session",
@@ -43,7 +47,9 @@ __all__ = [
     "ExitCode",
     "Limits",
     "Mount",
+    "OutputCallback",
     "RunResult",
+    "RunStream",
     "Sandbox",
     "Session",
     "SessionClosedError",

@@ -24,15 +24,16 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.OK: "the script finished (or called `sys.exit(0)`)",
     ExitCode.SCRIPT_ERROR: "the script raised an uncaught exception (traceback on stderr), "
     "including SyntaxError",
-    ExitCode.USAGE: "bad command line or unreadable input (missing file, directory, bad option)",
+    ExitCode.USAGE: "bad command line or unreadable input (missing file, directory, bad option); "
+    "with `--json`, said in a JSON object on stdout",
     ExitCode.INTERNAL: "agentbox itself failed (a bug: please report it)",
     ExitCode.TIMEOUT: "the wall-clock limit (`--timeout`) ended the run",
-    ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT); `agentbox mcp` and `agentbox serve` "
-    "stop cleanly with it",
+    ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT), after writing what the script had "
+    "printed (128 + 2, as for `python`); `agentbox mcp` and `agentbox serve` stop cleanly with it",
     ExitCode.CRASH: "the sandbox trapped (e.g. C-level stack exhaustion); the host is unaffected",
     ExitCode.MEMORY: "the memory limit (`--memory`) ended the run (uncaught MemoryError or trap)",
-    ExitCode.TERMINATED: "ended by SIGTERM; `agentbox mcp` and `agentbox serve` stop cleanly "
-    "with it",
+    ExitCode.TERMINATED: "ended by SIGTERM, after writing what the script had printed (128 + 15); "
+    "`agentbox mcp` and `agentbox serve` stop cleanly with it",
     ExitCode.FUEL: "the instruction budget (`--fuel`) ran out",
 }
 

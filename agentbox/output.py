@@ -1,15 +1,55 @@
-"""Captured stdout/stderr with a byte cap: a flooding script cannot grow host memory."""
+"""Captured stdout/stderr with a byte cap: a flooding script cannot grow host memory.
+
+What is kept can also be passed on while the run goes on (`on_output`): the caller sees each
+piece of output as the script flushes it, and still gets the whole capture in the result.
+"""
 
 import threading
+from collections.abc import Callable
+from typing import Literal
 
 from agentbox.result import LimitName, RunResult, SkillCall
 
+StreamName = Literal["stdout", "stderr"]
+OutputCallback = Callable[[StreamName, bytes], None]
+"""`on_output(stream, data)`: called with each piece of output the run keeps, in the order the
+script wrote it (both streams interleaved), on the thread that runs the script."""
+
+
+class LiveOutput:
+    """Passes kept output to the caller's callback. A callback that raises is not called again
+    for the rest of the run (the script goes on); the run then raises its error when it returns,
+    so a broken consumer is never silent."""
+
+    def __init__(self, callback: OutputCallback) -> None:
+        self._callback = callback
+        self.error: BaseException | None = None
+
+    def __call__(self, stream: StreamName, data: bytes) -> None:
+        if self.error is not None or not data:
+            return
+        try:
+            self._callback(stream, data)
+        except Exception as error:  # noqa: BLE001 - raised to the run's caller afterwards
+            self.error = error
+
+    def raise_error(self) -> None:
+        """After the run: re-raise what the callback raised, if anything."""
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
 
 class CappedOutput:
-    """Keeps the first `limit` bytes written; counts (and drops) the rest."""
+    """Keeps the first `limit` bytes written; counts (and drops) the rest. What is kept is also
+    passed to `live`, if given, as it arrives (so the cap holds for live output too)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self, limit: int, stream: StreamName = "stdout", live: LiveOutput | None = None
+    ) -> None:
         self._limit = limit
+        self._stream: StreamName = stream
+        self._live = live
         self._chunks: list[bytes] = []
         self._kept = 0
         self.dropped = 0
@@ -19,13 +59,17 @@ class CappedOutput:
         with self._lock:
             room = self._limit - self._kept
             if room >= len(data):
-                self._chunks.append(bytes(data))
-                self._kept += len(data)
-                return
-            if room > 0:
-                self._chunks.append(bytes(data[:room]))
-                self._kept += room
-            self.dropped += len(data) - max(room, 0)
+                kept = bytes(data)
+            else:
+                kept = bytes(data[: max(room, 0)])
+                self.dropped += len(data) - len(kept)
+            if kept:
+                self._chunks.append(kept)
+                self._kept += len(kept)
+                # Under the lock, so this stream's pieces reach `live` in order (the two streams
+                # are written from one thread, so their relative order holds too).
+                if self._live is not None:
+                    self._live(self._stream, kept)
 
     @property
     def truncated(self) -> bool:

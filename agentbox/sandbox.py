@@ -5,7 +5,14 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agentbox.engines.base import DEFAULT_FILENAME, Progress, RunSettings, ScriptRequest
+from agentbox.engines.base import (
+    DEFAULT_FILENAME,
+    Progress,
+    RunSettings,
+    ScriptRequest,
+    StdinReader,
+    SupportsRead,
+)
 from agentbox.engines.registry import resolve_engine
 from agentbox.engines.wasm.pool import WarmPool
 from agentbox.errors import UsageError
@@ -17,6 +24,7 @@ from agentbox.limits import (
     parse_size,
 )
 from agentbox.mounts import Mount, refuse_shared_guest_paths
+from agentbox.output import LiveOutput, OutputCallback
 from agentbox.result import RunResult
 from agentbox.skills import Approver, BridgeLimits, SkillsArgument, SkillSet
 
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
     from agentbox.engines.base import Engine
     from agentbox.engines.wasm.engine import GuestInstance, WasmEngine
     from agentbox.session import Session
+    from agentbox.streaming import RunStream
 
 
 def _source_bytes(code: str | bytes) -> bytes:
@@ -47,6 +56,11 @@ async def run_off_loop(
     return await asyncio.to_thread(run, code, loop=loop, **options)
 
 
+def _stdin_reader(stdin: SupportsRead) -> StdinReader:
+    read = getattr(stdin, "read1", None) or stdin.read
+    return lambda size: bytes(read(size))
+
+
 def _checked_env(env: Mapping[str, str]) -> dict[str, str]:
     """Names and values a process environment can hold; refused here, not in the guest."""
     for key, value in env.items():
@@ -58,6 +72,13 @@ def _checked_env(env: Mapping[str, str]) -> dict[str, str]:
                 "and neither name nor value may contain a NUL character"
             )
     return dict(env)
+
+
+def _reraise_output_error(request: ScriptRequest, result: RunResult) -> RunResult:
+    """The result, unless the run's `on_output` callback raised: then its error."""
+    if request.on_output is not None:
+        request.on_output.raise_error()
+    return result
 
 
 class Sandbox:
@@ -149,18 +170,35 @@ class Sandbox:
         return instance if instance is not None else self._new_instance()
 
     def _request(
-        self, code: str | bytes, args: Sequence[str], stdin: bytes | str, filename: str
+        self,
+        code: str | bytes,
+        args: Sequence[str],
+        stdin: "bytes | str | SupportsRead",
+        filename: str,
+        on_output: OutputCallback | None = None,
+        argv0: str | None = None,
     ) -> ScriptRequest:
         if isinstance(args, str | bytes):
             raise UsageError("args must be a sequence of strings, not a single string")
+        reader: StdinReader | None = None
         if isinstance(stdin, str):
             stdin = stdin.encode("utf-8", "surrogatepass")
+        elif not isinstance(stdin, bytes | bytearray | memoryview):
+            if not callable(getattr(stdin, "read", None)):
+                raise UsageError("stdin must be bytes, str or a binary stream with read()")
+            if self.engine == "wasm":
+                reader, stdin = _stdin_reader(stdin), b""
+            else:  # the fallback engines take their input whole
+                stdin = stdin.read()
         return ScriptRequest(
             source=_source_bytes(code),
             filename=os.fspath(filename),
             args=tuple(str(arg) for arg in args),
             stdin=bytes(stdin),
             env=self.env,
+            stdin_reader=reader,
+            argv0=argv0,
+            on_output=None if on_output is None else LiveOutput(on_output),
         )
 
     def run(
@@ -168,47 +206,84 @@ class Sandbox:
         code: str | bytes,
         *,
         args: Sequence[str] = (),
-        stdin: bytes | str = b"",
+        stdin: "bytes | str | SupportsRead" = b"",
         filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
         loop: "asyncio.AbstractEventLoop | None" = None,
+        on_output: OutputCallback | None = None,
+        argv0: str | None = None,
     ) -> RunResult:
         """Run `code` as `python FILENAME ARGS...` would, in a fresh sandbox.
 
-        `timeout` overrides the sandbox's wall-clock limit for this run only.
+        `stdin`: bytes or text the script reads from `sys.stdin`, or a binary stream (a file,
+        a pipe) it reads on demand, as it asks for input (wasm engine; the fallbacks read it
+        whole first). `timeout` overrides the sandbox's wall-clock limit for this run only.
+        `on_output(stream, data)` receives output while the run goes on: `stream` is
+        `"stdout"` or `"stderr"`, `data` the bytes the script flushed (its lines, as it prints
+        them), in the order written, within `max_output`; the result still holds all of it. It
+        is called on the thread running the script, which waits for it. If it raises, it is
+        not called again and `run` raises that error once the script ends. `argv0`:
+        `sys.argv[0]` when it is not `filename`.
         """
-        request = self._request(code, args, stdin, filename)
+        request = self._request(code, args, stdin, filename, on_output, argv0)
         skills = self.skills.bind_run(loop)
         if self.engine != "wasm":
             limits = self.limits.with_timeout(timeout)
-            return self._engine.run(
+            result = self._engine.run(
                 request, dataclasses.replace(self.settings, limits=limits), skills
             )
-        return self._instance().run_once(request, skills, timeout=timeout)
+        else:
+            result = self._instance().run_once(request, skills, timeout=timeout)
+        return _reraise_output_error(request, result)
 
     async def run_async(
         self,
         code: str | bytes,
         *,
         args: Sequence[str] = (),
-        stdin: bytes | str = b"",
+        stdin: "bytes | str | SupportsRead" = b"",
         filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+        argv0: str | None = None,
     ) -> RunResult:
         """`run` for asyncio hosts: the loop awaits the run without blocking (no worker thread
-        of the loop's is tied up), and `async def` skills run on this loop."""
+        of the loop's is tied up), and `async def` skills run on this loop. `on_output` is
+        called on the run's thread, as for `run` (`stream()` delivers output on the loop)."""
         if self.engine != "wasm":
             return await run_off_loop(
-                self.run, code, args=args, stdin=stdin, filename=filename, timeout=timeout
+                self.run,
+                code,
+                args=args,
+                stdin=stdin,
+                filename=filename,
+                timeout=timeout,
+                on_output=on_output,
+                argv0=argv0,
             )
         import asyncio
 
-        request = self._request(code, args, stdin, filename)
+        request = self._request(code, args, stdin, filename, on_output, argv0)
         skills = self.skills.bind_run(asyncio.get_running_loop())
         if not self.ready:  # loading the guest may compile it: never on the event loop
             await asyncio.to_thread(self.warmup)
         instance = self._instance()
-        return await instance.run_once_async(request, skills, timeout=timeout)
+        result = await instance.run_once_async(request, skills, timeout=timeout)
+        return _reraise_output_error(request, result)
+
+    def stream(self, code: str | bytes, **options: Any) -> "RunStream":
+        """`run_async` as an async iterator of `(stream, data)` output pieces, delivered on the
+        event loop while the run goes on; the `RunResult` is the iterator's `result` once the
+        iteration ends. Takes `run_async`'s keyword arguments (except `on_output`):
+
+            run = sandbox.stream("print(1)")
+            async for stream, data in run:
+                ...
+            print(run.result.exit_code)
+        """
+        from agentbox.streaming import RunStream  # asyncio, which `agentbox run` does not load
+
+        return RunStream(lambda on_output: self.run_async(code, on_output=on_output, **options))
 
     def session(self) -> "Session":
         """An interpreter that keeps its state across `run` calls (see `agentbox.Session`)."""

@@ -9,14 +9,16 @@ import asyncio
 import dataclasses
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from agentbox.engines.base import DEFAULT_FILENAME, ScriptRequest
+from agentbox.engines.base import DEFAULT_FILENAME, ScriptRequest, SupportsRead
+from agentbox.output import OutputCallback
 from agentbox.result import RunResult
 from agentbox.skills import SkillSet
 
 if TYPE_CHECKING:  # the wasm engine imports wasmtime, which `--engine auto` probes for lazily
     from agentbox.engines.wasm.engine import GuestInstance
+    from agentbox.streaming import RunStream
 
 # How often an async run re-checks a session another run is using (rare: one agent's calls to
 # one session usually come one at a time).
@@ -30,10 +32,22 @@ class SessionHost(Protocol):
     skills: SkillSet
 
     def _request(
-        self, code: str | bytes, args: Sequence[str], stdin: bytes | str, filename: str
+        self,
+        code: str | bytes,
+        args: Sequence[str],
+        stdin: "bytes | str | SupportsRead",
+        filename: str,
+        on_output: OutputCallback | None = None,
+        argv0: str | None = None,
     ) -> ScriptRequest: ...
 
     def _instance(self) -> "GuestInstance": ...
+
+
+def _reraise_output_error(request: ScriptRequest, result: RunResult) -> RunResult:
+    if request.on_output is not None:
+        request.on_output.raise_error()
+    return result
 
 
 class SessionClosedError(RuntimeError):
@@ -70,13 +84,15 @@ class Session:
         code: str | bytes,
         *,
         args: Sequence[str] = (),
-        stdin: bytes | str = b"",
+        stdin: "bytes | str | SupportsRead" = b"",
         filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        on_output: OutputCallback | None = None,
     ) -> RunResult:
-        """Run `code` in this session's interpreter (calls are serialised)."""
-        request = self._sandbox._request(code, args, stdin, filename)
+        """Run `code` in this session's interpreter (calls are serialised). `stdin` and
+        `on_output` as for `Sandbox.run`."""
+        request = self._sandbox._request(code, args, stdin, filename, on_output)
         skills = self._sandbox.skills.bind_run(loop)
         with self._lock:
             self._refuse_if_closed()
@@ -85,20 +101,21 @@ class Session:
             result = self._instance.run(request, skills, keep_globals=True, timeout=timeout)
             result = self._after_run(result)
         self._drop_if_idle()
-        return result
+        return _reraise_output_error(request, result)
 
     async def run_async(
         self,
         code: str | bytes,
         *,
         args: Sequence[str] = (),
-        stdin: bytes | str = b"",
+        stdin: "bytes | str | SupportsRead" = b"",
         filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
+        on_output: OutputCallback | None = None,
     ) -> RunResult:
         """`run` for asyncio hosts, awaited without blocking the loop; `async def` skills run
         on this loop. A call that finds another run of this session in progress waits for it."""
-        request = self._sandbox._request(code, args, stdin, filename)
+        request = self._sandbox._request(code, args, stdin, filename, on_output)
         skills = self._sandbox.skills.bind_run(asyncio.get_running_loop())
         while not self._lock.acquire(blocking=False):
             await asyncio.sleep(_BUSY_POLL_SECONDS)
@@ -113,7 +130,13 @@ class Session:
         finally:
             self._lock.release()
         self._drop_if_idle()
-        return result
+        return _reraise_output_error(request, result)
+
+    def stream(self, code: str | bytes, **options: Any) -> "RunStream":
+        """`run_async` as an async iterator of `(stream, data)`, as `Sandbox.stream`."""
+        from agentbox.streaming import RunStream
+
+        return RunStream(lambda on_output: self.run_async(code, on_output=on_output, **options))
 
     def _refuse_if_closed(self) -> None:
         if self._closed:

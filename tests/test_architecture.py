@@ -27,7 +27,7 @@ FOUNDATION = {
     "agentbox.output",
     "agentbox.result",
 }
-CORE = {"agentbox", "agentbox.config", "agentbox.sandbox", "agentbox.session"}
+CORE = {"agentbox", "agentbox.config", "agentbox.sandbox", "agentbox.session", "agentbox.streaming"}
 
 
 def layer_of(module: str) -> str:

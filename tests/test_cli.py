@@ -16,7 +16,7 @@ from tests.helpers import run_cli
 
 def test_run_script_from_stdin() -> None:
     result = run_cli("run", "-", stdin=b"import sys\nprint('hi', sys.argv)")
-    assert (result.returncode, result.stdout, result.stderr) == (0, b"hi ['<stdin>']\n", b"")
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"hi ['-']\n", b"")
 
 
 def test_run_file_passes_every_later_word_to_argv(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The `agentbox` command line. Each command lives in its own module and is imported only when
 invoked, so `agentbox run` never pays for the imports of `agentbox mcp`."""
 
+import atexit
 import contextlib
 import importlib
 import os
@@ -79,7 +80,9 @@ def _exit_code() -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
-    except click.Abort:
+    except click.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):  # Ctrl-C while Click parsed
+            return ExitCode.INTERRUPTED
         click.echo("agentbox: aborted", err=True)
         return ExitCode.USAGE
     except BrokenPipeError:
@@ -103,6 +106,7 @@ def main() -> None:
     runtime may still be closing a freed sandbox's streams on its worker threads, and a normal
     interpreter shutdown racing with them can abort with a Rust panic."""
     code = _exit_code()
+    # `os._exit` skips atexit, whose hook ends command skills a timeout or Ctrl-C abandoned.
     commands = sys.modules.get("agentbox.skills.command")  # loaded only if a skill is one
     if commands is not None:
         commands.end_running_commands()

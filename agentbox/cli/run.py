@@ -1,18 +1,26 @@
-"""`agentbox run`: run one script in a fresh sandbox; the process exits with the script's code."""
+"""`agentbox run`: run one script in a fresh sandbox; the process exits with the script's code.
+
+Behaves like `python SCRIPT` for whoever started it: output is written as the script produces
+it, the script reads the host's stdin only if and when it asks (a caller that leaves stdin open
+gets its answer at once), and Ctrl-C / SIGTERM exit 130 / 143 after what was printed.
+"""
 
 import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
+from agentbox.cli import live
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options
 from agentbox.engines.base import DEFAULT_FILENAME
 from agentbox.errors import AgentboxError, UsageError
 from agentbox.exit_codes import ExitCode
+from agentbox.result import RunResult
 
 
 class InputTimeoutError(AgentboxError):
@@ -75,21 +83,80 @@ def _read_script(script: str, timeout: float) -> tuple[bytes, str]:
         raise UsageError(f"cannot read {script!r}: {error.strerror or error}") from None
 
 
-def _script_stdin(script: str, timeout: float) -> bytes:
-    """A script given as a file reads the host's stdin when it is piped (never a terminal)."""
-    if script == "-" or sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
+def _script_stdin(script: str, timeout: float, engine: str) -> "bytes | live.HostStdin":
+    """What the script's `sys.stdin` reads: the host's stdin, on demand (the wasm engine), or
+    read whole first when piped (the fallback engines). Empty after `-` took the script."""
+    if script == "-":
+        return b""
+    if engine == "wasm":
+        return live.host_stdin() or b""
+    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
         return b""
     return _read_stdin(timeout, "the script's input")
 
 
+def _echo_json(payload: dict[str, Any]) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False))
+
+
+def _error_json(code: int, message: str) -> dict[str, Any]:
+    """`--json`'s object for a run that never started: its exit code, the kind and the line."""
+    kind = ExitCode(code).name.lower() if code in set(ExitCode) else "error"
+    return {"exit_code": code, "error": kind, "message": message}
+
+
+class RunCommand(click.Command):
+    """`run`, whose command-line errors are a JSON object (on stdout) when `--json` is given,
+    like everything else `run --json` reports."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        wants_json = self._json_requested(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as error:
+            if not wants_json:
+                raise
+            _echo_json(_error_json(ExitCode.USAGE, error.format_message()))
+            sys.exit(ExitCode.USAGE)
+
+    def _json_requested(self, args: list[str]) -> bool:
+        """Whether `--json` is among the options before SCRIPT (parsed as Click would: the
+        value of an option that takes one is skipped, SCRIPT ends the options)."""
+        takes_value = {
+            name
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag and not param.count
+            for name in param.opts
+        }
+        words = iter(args)
+        for word in words:
+            if word == "--json":
+                return True
+            if word == "--" or word == "-" or not word.startswith("-"):
+                return False
+            if word in takes_value:
+                next(words, None)
+        return False
+
+
 @click.command(
+    cls=RunCommand,
     context_settings={"allow_interspersed_args": False},
 )
 @click.argument("script", metavar="SCRIPT|-")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @sandbox_options
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object instead of the output."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object instead of the output (command-line errors too).",
 )
 @click.pass_context
 def run(
@@ -98,21 +165,62 @@ def run(
     """Run SCRIPT (a file, or - for stdin) in the sandbox, as `python SCRIPT ARGS...` would.
 
     Everything after SCRIPT is passed to the script's sys.argv, even words that look like
-    options. The exit code is the script's own; limits and errors have fixed codes (see
-    README: "Exit codes").
+    options. Output is written as the script prints it; the script reads stdin only when it
+    asks for it. The exit code is the script's own; limits, errors, Ctrl-C (130) and SIGTERM
+    (143) have fixed codes (see README: "Exit codes").
     """
+    writer = live.LiveWriter(collect=as_json)
+    started = time.perf_counter()
+    with live.interrupts_raised():
+        try:
+            result = _run(ctx, script, args, writer, options)
+        except AgentboxError as error:
+            if not as_json:
+                raise
+            _echo_json(_error_json(error.exit_code, error.message))
+            sys.exit(error.exit_code)
+        except live.Interrupted as interruption:
+            writer.stop()
+            result = RunResult(
+                stdout_bytes=writer.text("stdout"),
+                stderr_bytes=writer.text("stderr"),
+                exit_code=interruption.exit_code,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                message=f"interrupted by {interruption.name}",
+            )
+        _report(result, as_json)
+    sys.exit(result.exit_code)
+
+
+def _run(
+    ctx: click.Context,
+    script: str,
+    args: tuple[str, ...],
+    writer: live.LiveWriter,
+    options: dict[str, Any],
+) -> RunResult:
     sandbox = build_sandbox(ctx, progress=echo_progress, **options)
     timeout = sandbox.limits.timeout
     source, filename = _read_script(script, timeout)
-    stdin = _script_stdin(script, timeout)
-    result = sandbox.run(source, args=args, stdin=stdin, filename=filename)
+    stdin = _script_stdin(script, timeout, sandbox.engine)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # what agentbox said so far comes before the script's output
+    return sandbox.run(
+        source,
+        args=args,
+        stdin=stdin,
+        filename=filename,
+        argv0="-" if script == "-" else None,
+        on_output=writer,
+    )
+
+
+def _report(result: RunResult, as_json: bool) -> None:
+    """The end of a run: the JSON object, or (the output having been written live) the line
+    that says why the run ended, if a limit or a signal ended it."""
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
-    else:
-        sys.stdout.buffer.write(result.stdout_bytes)
-        sys.stdout.flush()
-        sys.stderr.buffer.write(result.stderr_bytes)
-        if result.message:
-            sys.stderr.write(f"agentbox: {result.message}\n")
+        _echo_json(result.to_json())
+        return
+    if result.message:
+        sys.stderr.write(f"agentbox: {result.message}\n")
         sys.stderr.flush()
-    sys.exit(result.exit_code)

@@ -130,8 +130,8 @@ class _ChildRun:
 
     def __init__(self, engine: str, request: ScriptRequest, settings: RunSettings) -> None:
         self.settings = settings
-        self.stdout = CappedOutput(settings.limits.max_output)
-        self.stderr = CappedOutput(settings.limits.max_output)
+        self.stdout = CappedOutput(settings.limits.max_output, "stdout", request.on_output)
+        self.stderr = CappedOutput(settings.limits.max_output, "stderr", request.on_output)
         self._frames: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue()
         self._stderr_tail = bytearray()
         self._warned = False
@@ -151,6 +151,7 @@ class _ChildRun:
             "worker": WORKERS[engine],
             "source": base64.b64encode(request.source).decode("ascii"),
             "filename": request.filename,
+            "argv0": request.argv0 or request.filename,
             "args": list(request.args),
             "stdin": base64.b64encode(request.stdin).decode("ascii"),
             "memory": settings.limits.memory,
@@ -594,7 +595,7 @@ def child_main() -> None:
     script = Script(
         source=base64.b64decode(init["source"]),
         filename=str(init["filename"]),
-        argv=[str(init["filename"]), *map(str, init["args"])],
+        argv=[str(init.get("argv0", init["filename"])), *map(str, init["args"])],
         stdin=base64.b64decode(init["stdin"]).decode("utf-8", "replace"),
     )
     harden(int(init["memory"]))

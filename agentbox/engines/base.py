@@ -6,11 +6,24 @@ from typing import Protocol
 
 from agentbox.limits import Limits
 from agentbox.mounts import Mount
+from agentbox.output import LiveOutput
 from agentbox.result import RunResult
 from agentbox.skills import RunSkills
 
 # Where an engine reports slow one-time work (compiling the guest), one line at a time.
 Progress = Callable[[str], None]
+
+# Reads at most `size` bytes of a script's stdin as it asks for them (fewer when that is what is
+# available; b"" at the end). Called on the run's thread; it may block (the deadline still holds).
+StdinReader = Callable[[int], bytes]
+
+
+class SupportsRead(Protocol):
+    """What `stdin=` may also be: a binary stream (`io.BytesIO`, an open file, a pipe).
+    `read1` is used when it has one, so a script reading a line gets it as it arrives."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 # The name a script read from stdin (or given as a string) runs under, as with `python -`.
 DEFAULT_FILENAME = "<stdin>"
@@ -25,6 +38,12 @@ class ScriptRequest:
     args: Sequence[str] = ()
     stdin: bytes = b""
     env: Mapping[str, str] = field(default_factory=dict)
+    stdin_reader: StdinReader | None = None
+    """Where `sys.stdin` reads on demand instead of `stdin` (wasm engine only)."""
+    argv0: str | None = None
+    """`sys.argv[0]` when it differs from `filename` (`-` for `agentbox run -`)."""
+    on_output: LiveOutput | None = None
+    """Receives the output the run keeps, as the script produces it."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ stdlib_store.assert_no_site_packages()
 _runner = ScriptRunner()
 _runner.warm_up()
 # What a run without a context sees (see `run` in the WIT file).
-_DEFAULT_CONTEXT = wit_world.RunContext(filename="<stdin>", argv=[], stdin="", env=[])
+_DEFAULT_CONTEXT = wit_world.RunContext(filename="<stdin>", argv=["<stdin>"], env=[])
 # Everything booted so far lives for the whole run: move it out of the garbage collector's
 # reach, so a collection during a run does not walk (and page in) the whole snapshot.
 gc.collect()
@@ -37,7 +37,6 @@ class WitWorld(wit_world.WitWorld):
             source.encode("latin-1"),
             context.filename,
             context.argv,
-            context.stdin.encode("latin-1"),
             dict(context.env),
             keep_globals,
         )

@@ -140,9 +140,10 @@ def test_cli_script_file_reading_stdin_from_devnull_is_eof(tmp_path: Path) -> No
 
 def test_cli_timeout_holds_when_host_stdin_never_closes(tmp_path: Path) -> None:
     """`agentbox run --timeout 2 script.py` with a stdin pipe its parent keeps open (a common
-    way to spawn tools) must still end with the timeout, whether or not the script reads."""
+    way to spawn tools) must still end with the timeout when the script blocks reading it (a
+    script that never reads it is not held at all: tests/test_cli_live.py)."""
     script = tmp_path / "job.py"
-    script.write_text("print('ran')\n")
+    script.write_text("print('ran', flush=True)\ninput()\n")
     process = subprocess.Popen(
         [sys.executable, "-m", "agentbox", "run", "--timeout", str(DEADLINE), str(script)],
         stdin=subprocess.PIPE,
@@ -161,7 +162,8 @@ def test_cli_timeout_holds_when_host_stdin_never_closes(tmp_path: Path) -> None:
         assert process.stdin is not None and process.stderr is not None
         process.stdin.close()
     assert process.returncode == ExitCode.TIMEOUT
-    assert b"waiting for stdin to close" in process.stderr.read()
+    assert process.stdout is not None and process.stdout.read() == b"ran\n"
+    assert b"timed out after" in process.stderr.read()
 
 
 def test_memory_limit_gives_memory_error_and_the_host_is_fine(box: Sandbox) -> None:

@@ -18,14 +18,20 @@ from typing import Any
 from wasmtime import ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Func, Record
 
-from agentbox.engines.base import DEFAULT_FILENAME, Progress, RunSettings, ScriptRequest
+from agentbox.engines.base import (
+    DEFAULT_FILENAME,
+    Progress,
+    RunSettings,
+    ScriptRequest,
+    StdinReader,
+)
 from agentbox.engines.wasm import host_functions
 from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
 from agentbox.engines.wasm.runtime import Runtime, get_runtime
 from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import Limits
-from agentbox.output import CappedOutput, captured_result
+from agentbox.output import CappedOutput, LiveOutput, captured_result
 from agentbox.result import LimitName, RunResult
 from agentbox.skills import RunSkills, SkillSet
 
@@ -51,12 +57,14 @@ def _wit_string(text: str) -> str:
 def _call_arguments(request: ScriptRequest, keep_globals: bool) -> tuple[str, bool, Record | None]:
     """The guest's `run` parameters: no context for a default run (see the WIT file)."""
     source = request.source.decode("latin-1")  # bytes in a string: see the WIT file
-    if request.filename == DEFAULT_FILENAME and not (request.args or request.stdin or request.env):
+    if request.filename == DEFAULT_FILENAME and not (
+        request.args or request.env or request.argv0 is not None
+    ):
         return source, keep_globals, None
+    argv0 = request.filename if request.argv0 is None else request.argv0
     fields = {
         "filename": _wit_string(request.filename),
-        "argv": [_wit_string(arg) for arg in request.args],
-        "stdin": request.stdin.decode("latin-1"),
+        "argv": [_wit_string(arg) for arg in (argv0, *request.args)],
         "env": [(_wit_string(key), _wit_string(value)) for key, value in request.env.items()],
     }
     context = Record()
@@ -65,16 +73,33 @@ def _call_arguments(request: ScriptRequest, keep_globals: bool) -> tuple[str, bo
     return source, keep_globals, context
 
 
+def _stdin_reader(request: ScriptRequest) -> StdinReader | None:
+    """What the guest's `sys.stdin` reads: the caller's reader, else the request's bytes."""
+    if request.stdin_reader is not None:
+        return request.stdin_reader
+    if not request.stdin:
+        return None
+    data, position = memoryview(request.stdin), 0
+
+    def read(size: int) -> bytes:
+        nonlocal position
+        piece = bytes(data[position : position + size])
+        position += len(piece)
+        return piece
+
+    return read
+
+
 class _Outputs:
     """The capture of one instance's stdout and stderr, replaced at each run."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self.reset()
+        self.reset(None)
 
-    def reset(self) -> None:
-        self.stdout = CappedOutput(self._limit)
-        self.stderr = CappedOutput(self._limit)
+    def reset(self, live: LiveOutput | None) -> None:
+        self.stdout = CappedOutput(self._limit, "stdout", live)
+        self.stderr = CappedOutput(self._limit, "stderr", live)
 
 
 @dataclass
@@ -199,7 +224,7 @@ class GuestInstance:
         if not self.usable:
             raise RuntimeError("this guest instance hit a limit and cannot run again")
         limits = self._limits.with_timeout(timeout)
-        self._outputs.reset()
+        self._outputs.reset(request.on_output)
         arguments = _call_arguments(request, keep_globals)
         store, func, runtime = self.store, self._func, self._runtime
         call = _Call(
@@ -209,7 +234,9 @@ class GuestInstance:
             watch=abandoned_runs.watch(limits.memory),
         )
         skills.start_clock(limits.timeout)
-        binding = host_functions.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
+        binding = host_functions.RunBinding(
+            skills, self._outputs.stdout, self._outputs.stderr, _stdin_reader(request)
+        )
 
         def work() -> None:
             nonlocal func

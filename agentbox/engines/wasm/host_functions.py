@@ -10,13 +10,14 @@ what the host allocates does not grow with what the guest sends (beyond wasmtime
 """
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from wasmtime.component import Linker, Variant
 
 from agentbox.engines.wasm import guest_strings
-from agentbox.engines.wasm.guest_strings import GuestText
+from agentbox.engines.wasm.guest_strings import CHUNK_BYTES, GuestText
 from agentbox.skills.bridge import MAX_RECORDED_NAME_CHARS, MAX_SKILL_NAME_BYTES, cut
 
 # Must match `package agentbox:sandbox@0.1.0; interface host` in guest/wit/agentbox.wit.
@@ -49,6 +50,8 @@ class RunBinding:
     router: SkillRouter
     stdout: OutputSink
     stderr: OutputSink
+    stdin: Callable[[int], bytes] | None = None
+    """Reads at most n bytes of the script's stdin (None: empty stdin)."""
 
 
 _current = threading.local()
@@ -106,8 +109,24 @@ def _write_output(_store: object, target: str, data: GuestText) -> None:
             sink.write(piece.encode("latin-1", "replace"))  # only a misbehaving guest needs it
 
 
+def _read_stdin(_store: object, max_bytes: int) -> str:
+    """At most `max_bytes` (and CHUNK_BYTES) of the script's stdin, one char per byte; empty at
+    its end. The host never reads (so never allocates) more than the guest asked for, and a
+    reader that raises is the end of input, not a trap."""
+    binding = _binding()
+    size = min(max_bytes, CHUNK_BYTES)
+    if binding is None or binding.stdin is None or size <= 0:
+        return ""
+    try:
+        data = binding.stdin(size)
+    except Exception:  # noqa: BLE001 - an unreadable stdin reads as empty, as for `python`
+        return ""
+    return bytes(data[:size]).decode("latin-1")
+
+
 def define_host_functions(linker: Linker) -> None:
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
         guest_strings.add_func(host, "call-skill", _call_skill)
         host.add_func("list-skills", _list_skills)
         guest_strings.add_func(host, "write-output", _write_output)
+        host.add_func("read-stdin", _read_stdin)

@@ -12,13 +12,14 @@ import tokenize
 import traceback
 import types
 
-from wit_world.imports.host import OutputTarget, write_output
+from wit_world.imports.host import OutputTarget, read_stdin, write_output
 
 from agentbox_guest.shims import HardExit, flush_standard_streams
 
 # What `python` prints and returns when the script raised; mirrors Py_Main.
 SCRIPT_ERROR_EXIT = 1
 
+_STDIN_FD = 0
 _STDOUT_FD = 1
 _STDERR_FD = 2
 _OUTPUT_BUFFER = 8192
@@ -89,8 +90,35 @@ class _TimelyTextStream(io.TextIOWrapper):
         return written
 
 
-def _stdin_stream(data: bytes) -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="strict")
+class _HostInput(io.RawIOBase):
+    """The raw end of `sys.stdin`: reads the host's stdin on demand, one `read-stdin` call per
+    read (at most _HOST_CALL_BYTES; fewer when that is what the host has, so `input()` on an
+    interactive pipe returns each line as it arrives, as in `python`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = False
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return _STDIN_FD
+
+    def readinto(self, buffer) -> int:
+        self.used = True
+        view = memoryview(buffer).cast("B")
+        data = read_stdin(min(len(view), _HOST_CALL_BYTES)).encode("latin-1")
+        count = min(len(data), len(view))  # a misbehaving host cannot overrun the buffer
+        view[:count] = data[:count]
+        return count
+
+
+def _stdin_stream() -> io.TextIOWrapper:
+    raw = _HostInput()
+    stream = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="strict")
+    stream._agentbox_raw = raw
+    return stream
 
 
 class ScriptRunner:
@@ -104,7 +132,7 @@ class ScriptRunner:
         os.environ.clear()  # the build's PYTHONHOME etc. are not the script's business
         self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
         self._stderr = _TimelyTextStream(OutputTarget.STDERR)
-        self._empty_stdin = _stdin_stream(b"")
+        self._stdin = _stdin_stream()
 
     def warm_up(self) -> None:
         """Build time: run a script that prints, a few times, so that CPython's specialisation
@@ -121,7 +149,7 @@ class ScriptRunner:
         main = sys.modules.get("__main__")
         try:
             for _ in range(3):
-                self.run(_WARM_UP_SCRIPT, "<stdin>", [], b"", {}, keep_globals=False)
+                self.run(_WARM_UP_SCRIPT, "<stdin>", ["<stdin>"], {}, keep_globals=False)
                 self._main = None
         finally:
             write_output = host_write
@@ -144,7 +172,6 @@ class ScriptRunner:
         source: bytes,
         filename: str,
         argv: list[str],
-        stdin: bytes,
         env: dict[str, str],
         keep_globals: bool,
     ) -> tuple[int, str]:
@@ -152,14 +179,14 @@ class ScriptRunner:
         if self._main is None or not keep_globals:
             self._main = self._fresh_main(filename)
         sys.modules["__main__"] = self._main
-        sys.argv = [filename, *argv]
+        sys.argv = list(argv)
         if os.environ:
             os.environ.clear()
         os.environ.update(env)
         if not self._seeded:  # the snapshot's state is every instance's: reseed each one once
             random.seed()
             self._seeded = True
-        self._install_streams(stdin)
+        self._install_streams()
         try:
             outcome = self._execute(source, filename)
             if not keep_globals and outcome[1] != HardExit.__name__:
@@ -168,19 +195,18 @@ class ScriptRunner:
             flush_standard_streams()
         return outcome
 
-    def _install_streams(self, stdin: bytes) -> None:
-        """The snapshot's streams, unless an earlier call of a session closed them."""
+    def _install_streams(self) -> None:
+        """The snapshot's streams, unless an earlier call of a session closed them (or read
+        from stdin: each run reads its own stdin, with nothing left over from the last)."""
         if self._stdout.closed:
             self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
         if self._stderr.closed:
             self._stderr = _TimelyTextStream(OutputTarget.STDERR)
         sys.stdout = sys.__stdout__ = self._stdout
         sys.stderr = sys.__stderr__ = self._stderr
-        if stdin:
-            sys.stdin = sys.__stdin__ = _stdin_stream(stdin)
-        else:
-            # Fresh in a new instance; at end of input in a session: either way, empty.
-            sys.stdin = sys.__stdin__ = self._empty_stdin
+        if self._stdin.closed or self._stdin._agentbox_raw.used:
+            self._stdin = _stdin_stream()
+        sys.stdin = sys.__stdin__ = self._stdin
 
     def _execute(self, source: bytes, filename: str) -> tuple[int, str]:
         try:
