@@ -1,7 +1,6 @@
 """The `agentbox` command line. Each command lives in its own module and is imported only when
 invoked, so `agentbox run` never pays for the imports of `agentbox mcp`."""
 
-import atexit
 import contextlib
 import importlib
 import os
