@@ -304,7 +304,10 @@ def test_sigint_at_a_terminal_exits_130_after_the_lines(tmp_path: Path) -> None:
     [
         (["run", "--json", "/no/such/file.py"], "no such file"),
         (["run", "--json", "--timeout", "soon", "x.py"], "'--timeout'"),
-        (["run", "--timeout", "5", "--json", "--memory", "1K", "x.py"], "memory limit"),
+        (
+            ["run", "--timeout", "5", "--json", "--memory", "1K", "x.py"],
+            "--memory': must be 64 MiB..4 GiB",
+        ),
         (["run", "--json", "--no-such-option", "x.py"], "--no-such-option"),
         (["run", "--json"], "SCRIPT"),
     ],

@@ -99,7 +99,11 @@ def test_two_processes_compiling_at_once_both_succeed(cache_dir: Path) -> None:
         assert process.stdin is not None
         process.stdin.write(PRINT_OK)
         process.stdin.close()
-    outputs = [process.communicate(timeout=PROCESS_HANG_GUARD_SECONDS) for process in processes]
+    outputs = []
+    for process in processes:  # a few lines of output each: the pipes cannot fill up
+        process.wait(timeout=PROCESS_HANG_GUARD_SECONDS)
+        assert process.stdout is not None and process.stderr is not None
+        outputs.append((process.stdout.read(), process.stderr.read()))
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert (process.returncode, stdout) == (0, b"ok\n"), stderr
     assert b"compiling the sandbox" in outputs[0][1] + outputs[1][1]

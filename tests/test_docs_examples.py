@@ -53,7 +53,7 @@ pytestmark = pytest.mark.skipif(
 
 SHELL_LANGUAGES = {"sh", "bash", "shell"}
 NOT_CODE = {"", "text"}
-LANGUAGES = SHELL_LANGUAGES | NOT_CODE | {"python", "json", "toml"}
+LANGUAGES = SHELL_LANGUAGES | NOT_CODE | {"python", "json", "jsonl", "toml"}
 
 # Commands the docs show that cannot run in a test, as regular expressions matched at the start
 # of the command as written; each with the reason the skipped test reports.
@@ -73,6 +73,9 @@ SKIPPED = [
     # Talks to a running `agentbox serve` with the token it printed;
     # tests/mcp/test_http_server.py drives that server.
     (r"curl\b", "needs a running `agentbox serve` and its token"),
+    # A Ray cluster at an address of the user's; tests/batch/test_batch_ray.py starts a real
+    # cluster and runs the same command against it.
+    (r"agentbox batch \S+ -o \S+ --ray\b", "needs a Ray cluster (tested in tests/batch)"),
 ]
 
 # Python blocks that cannot run here, by a line they contain; each with its reason.
@@ -187,6 +190,7 @@ SHELL_BLOCKS = [block for block in ALL_BLOCKS if block.language in SHELL_LANGUAG
 COMMANDS = [command for block in SHELL_BLOCKS for command in shell_commands(block)]
 PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.language == "python"]
 JSON_BLOCKS = [block for block in ALL_BLOCKS if block.language == "json"]
+JSONL_BLOCKS = [block for block in ALL_BLOCKS if block.language == "jsonl"]
 TOML_BLOCKS = [block for block in ALL_BLOCKS if block.language == "toml"]
 
 
@@ -362,6 +366,13 @@ ARGS_ALONE = [
 @pytest.mark.parametrize("block", JSON_BLOCKS, ids=[block.where for block in JSON_BLOCKS])
 def test_json_block_parses(block: Block) -> None:
     assert parse_json(block), f"{block.where}: empty"
+
+
+@pytest.mark.parametrize("block", JSONL_BLOCKS, ids=[block.where for block in JSONL_BLOCKS])
+def test_jsonl_block_is_one_object_per_line(block: Block) -> None:
+    lines = [line for line in block.text.splitlines() if line.strip()]
+    assert lines, f"{block.where}: empty"
+    assert all(isinstance(json.loads(line), dict) for line in lines), block.where
 
 
 async def _initialize_and_run(params: Any) -> tuple[str, Any]:

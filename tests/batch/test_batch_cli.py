@@ -87,7 +87,7 @@ def test_every_kind_of_task_gets_one_result_line(tmp_path: Path) -> None:
     assert found["hog"]["limit"] == "memory" and found["hog"]["exit_code"] == 137
     assert "unknown field 'timout'" in found["typo"]["error"]
     assert "'files' is not supported yet" in found["files"]["error"]
-    assert "memory limit must be between" in found["tiny"]["error"]
+    assert "memory must be 64 MiB..4 GiB" in found["tiny"]["error"]
     assert set(results[0]) >= {
         "id",
         "exit_code",

@@ -36,15 +36,14 @@ linux_only = pytest.mark.skipif(
 )
 
 
+# The test session's own cache (AGENTBOX_CACHE_DIR or the user cache), read before any test
+# points the variable elsewhere.
+SESSION_CACHE = native_folders.cache_dir()
+
+
 def warm_artifact() -> bytes:
-    """The compiled guest from the user cache (filled by the session's warm-up fixture)."""
-    saved = os.environ.pop(native_folders.CACHE_DIR_VARIABLE, None)
-    try:
-        path = compile_cache.artifact_path(guest_image(), engine_description(False))
-    finally:
-        if saved is not None:
-            os.environ[native_folders.CACHE_DIR_VARIABLE] = saved
-    return path.read_bytes()
+    """The compiled guest from the session's cache (filled by the warm-up fixture)."""
+    return artifact_in(SESSION_CACHE).read_bytes()
 
 
 def artifact_in(cache: Path) -> Path:
