@@ -12,6 +12,13 @@ MIB = 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MEMORY_BYTES = 512 * MIB
 DEFAULT_MAX_OUTPUT_BYTES = 10 * MIB
+# What /tmp and /output may hold together (in the guest's memory, so within --memory too).
+DEFAULT_SCRATCH_BYTES = 64 * MIB
+# What the files a run leaves in /output may total when they come back (RunResult.files).
+DEFAULT_MAX_OUTPUT_FILES_BYTES = 16 * MIB
+# At most this many files come back from /output; names longer than this are dropped.
+MAX_OUTPUT_FILE_COUNT = 1000
+MAX_OUTPUT_NAME_BYTES = 1024
 # Below this the snapshotted interpreter cannot even start (its memory image is ~40 MiB).
 MIN_MEMORY_BYTES = 64 * MIB
 # A wasm32 linear memory cannot grow past 4 GiB: a larger limit would be meaningless.
@@ -42,6 +49,8 @@ class Limits:
     memory: int = DEFAULT_MEMORY_BYTES
     max_output: int = DEFAULT_MAX_OUTPUT_BYTES
     fuel: int | None = None
+    scratch: int = DEFAULT_SCRATCH_BYTES
+    max_output_files: int = DEFAULT_MAX_OUTPUT_FILES_BYTES
 
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout)):
@@ -58,6 +67,10 @@ class Limits:
             )
         if self.max_output < 0:
             raise UsageError("max output must not be negative")
+        if self.scratch < 0:
+            raise UsageError("scratch size must not be negative")
+        if self.max_output_files < 0:
+            raise UsageError("max output files must not be negative")
         if self.fuel is not None and self.fuel <= 0:
             raise UsageError(f"fuel must be a positive number of units, not {self.fuel}")
 

@@ -11,7 +11,9 @@ from agentbox.engines.wasm.pool import WarmPool
 from agentbox.errors import UsageError
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_OUTPUT_FILES_BYTES,
     DEFAULT_MEMORY_BYTES,
+    DEFAULT_SCRATCH_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     Limits,
     parse_size,
@@ -79,6 +81,8 @@ class Sandbox:
         memory: int | str = DEFAULT_MEMORY_BYTES,
         max_output: int | str = DEFAULT_MAX_OUTPUT_BYTES,
         fuel: int | None = None,
+        scratch: int | str = DEFAULT_SCRATCH_BYTES,
+        max_output_files: int | str = DEFAULT_MAX_OUTPUT_FILES_BYTES,
         mounts: Iterable[Mount | str] = (),
         env: Mapping[str, str] | None = None,
         skills: SkillsArgument = None,
@@ -89,7 +93,12 @@ class Sandbox:
         progress: Progress | None = None,
     ) -> None:
         limits = Limits(
-            timeout=timeout, memory=parse_size(memory), max_output=parse_size(max_output), fuel=fuel
+            timeout=timeout,
+            memory=parse_size(memory),
+            max_output=parse_size(max_output),
+            fuel=fuel,
+            scratch=parse_size(scratch),
+            max_output_files=parse_size(max_output_files),
         )
         self.settings = RunSettings(
             limits=limits,

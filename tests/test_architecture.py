@@ -25,6 +25,7 @@ FOUNDATION = {
     "agentbox.log",
     "agentbox.mounts",
     "agentbox.output",
+    "agentbox.output_files",
     "agentbox.result",
 }
 CORE = {"agentbox", "agentbox.config", "agentbox.sandbox", "agentbox.session"}

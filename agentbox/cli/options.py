@@ -8,7 +8,9 @@ import click
 from agentbox.errors import UsageError
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_OUTPUT_FILES_BYTES,
     DEFAULT_MEMORY_BYTES,
+    DEFAULT_SCRATCH_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     MIB,
     parse_size,
@@ -41,7 +43,7 @@ SIZE = SizeParamType()
 
 
 def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--timeout, --memory, --fuel, --max-output, --mount, --env."""
+    """--timeout, --memory, --fuel, --max-output, --scratch, --max-output-files, --mount, --env."""
     decorators = [
         click.option(
             "--timeout",
@@ -75,6 +77,24 @@ def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             envvar="AGENTBOX_MAX_OUTPUT",
             help="Cap on stdout and on stderr, each; the excess is dropped and reported. "
             "[env: AGENTBOX_MAX_OUTPUT]",
+        ),
+        click.option(
+            "--scratch",
+            type=SIZE,
+            default=f"{DEFAULT_SCRATCH_BYTES // MIB}M",
+            show_default=True,
+            envvar="AGENTBOX_SCRATCH",
+            help="What the sandbox's in-memory /tmp and /output may hold together; a write "
+            "past it fails with ENOSPC in the script. [env: AGENTBOX_SCRATCH]",
+        ),
+        click.option(
+            "--max-output-files",
+            type=SIZE,
+            default=f"{DEFAULT_MAX_OUTPUT_FILES_BYTES // MIB}M",
+            show_default=True,
+            envvar="AGENTBOX_MAX_OUTPUT_FILES",
+            help="Cap on the files returned from /output, in total; files past it are dropped "
+            "and reported. [env: AGENTBOX_MAX_OUTPUT_FILES]",
         ),
         click.option(
             "--mount",
@@ -167,7 +187,8 @@ def sandbox_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return engine_option(limit_options(skill_options(function)))
 
 
-_LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel")
+_LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel", "scratch", "max_output_files")
+_SIZE_PARAMETERS = ("memory", "max_output", "scratch", "max_output_files")
 
 
 def build_sandbox(
@@ -195,7 +216,7 @@ def build_sandbox(
     limits = {name: options[name] for name in _LIMIT_PARAMETERS}
     for name, value in config.limits.items():
         if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
-            limits[name] = parse_size(value) if name in ("memory", "max_output") else value
+            limits[name] = parse_size(value) if name in _SIZE_PARAMETERS else value
     skills = list(config.skills)
     for path in options["skill_files"]:
         skills.extend(load_skills_file(path))

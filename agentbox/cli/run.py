@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options
+from agentbox.cli.output_dir import output_dir_options, report
 from agentbox.engines.base import DEFAULT_FILENAME
 from agentbox.errors import AgentboxError, UsageError
 from agentbox.exit_codes import ExitCode
@@ -91,9 +92,18 @@ def _script_stdin(script: str, timeout: float) -> bytes:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the output."
 )
+@output_dir_options
 @click.pass_context
 def run(
-    ctx: click.Context, /, script: str, args: tuple[str, ...], as_json: bool, **options: Any
+    ctx: click.Context,
+    /,
+    script: str,
+    args: tuple[str, ...],
+    as_json: bool,
+    output_dir: Path | None,
+    overwrite: bool,
+    json_file_contents: bool,
+    **options: Any,
 ) -> None:
     """Run SCRIPT (a file, or - for stdin) in the sandbox, as `python SCRIPT ARGS...` would.
 
@@ -106,8 +116,9 @@ def run(
     source, filename = _read_script(script, timeout)
     stdin = _script_stdin(script, timeout)
     result = sandbox.run(source, args=args, stdin=stdin, filename=filename)
+    report(result.files, output_dir, overwrite, as_json)
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        click.echo(json.dumps(result.to_json(json_file_contents), ensure_ascii=False))
     else:
         sys.stdout.buffer.write(result.stdout_bytes)
         sys.stdout.flush()

@@ -24,8 +24,9 @@ from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
 from agentbox.engines.wasm.runtime import Runtime, get_runtime
 from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
-from agentbox.limits import Limits
+from agentbox.limits import DEFAULT_MAX_OUTPUT_FILES_BYTES, Limits
 from agentbox.output import CappedOutput, captured_result
+from agentbox.output_files import OutputFiles, with_files
 from agentbox.result import LimitName, RunResult
 from agentbox.skills import RunSkills, SkillSet
 
@@ -68,13 +69,15 @@ def _call_arguments(request: ScriptRequest, keep_globals: bool) -> tuple[str, bo
 class _Outputs:
     """The capture of one instance's stdout and stderr, replaced at each run."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_files: int = DEFAULT_MAX_OUTPUT_FILES_BYTES) -> None:
         self._limit = limit
+        self._max_files = max_files
         self.reset()
 
     def reset(self) -> None:
         self.stdout = CappedOutput(self._limit)
         self.stderr = CappedOutput(self._limit)
+        self.files = OutputFiles(self._max_files)
 
 
 @dataclass
@@ -105,7 +108,7 @@ class GuestInstance:
     def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
         self._runtime = runtime
         self._limits = settings.limits
-        self._outputs = _Outputs(settings.limits.max_output)
+        self._outputs = _Outputs(settings.limits.max_output, settings.limits.max_output_files)
         self.store = Store(runtime.engine)
         self.store.set_limits(memory_size=settings.limits.memory)
         # wasmtime-py keeps these callbacks in a global registry until the Store is freed: they
@@ -209,7 +212,10 @@ class GuestInstance:
             watch=abandoned_runs.watch(limits.memory),
         )
         skills.start_clock(limits.timeout)
-        binding = host_functions.RunBinding(skills, self._outputs.stdout, self._outputs.stderr)
+        outputs = self._outputs
+        binding = host_functions.RunBinding(
+            skills, outputs.stdout, outputs.stderr, outputs.files, limits.scratch
+        )
 
         def work() -> None:
             nonlocal func
@@ -249,7 +255,7 @@ class GuestInstance:
         duration_ms = (time.perf_counter() - call.started) * 1000
         outcome = self._outcome(call, finished, deadline_passed)
         self.usable = outcome.usable
-        return captured_result(
+        result = captured_result(
             self._outputs.stdout,
             self._outputs.stderr,
             call.limits.max_output,
@@ -261,6 +267,7 @@ class GuestInstance:
             skill_calls_unrecorded=call.skills.unrecorded,
             engine=WasmEngine.name,
         )
+        return with_files(result, self._outputs.files)
 
     def _outcome(self, call: _Call, finished: bool, deadline_passed: bool) -> _CallOutcome:
         if not finished:

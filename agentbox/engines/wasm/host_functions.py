@@ -17,6 +17,8 @@ from wasmtime.component import Linker, Variant
 
 from agentbox.engines.wasm import guest_strings
 from agentbox.engines.wasm.guest_strings import GuestText
+from agentbox.limits import DEFAULT_SCRATCH_BYTES, MAX_OUTPUT_NAME_BYTES
+from agentbox.output_files import OutputFiles
 from agentbox.skills.bridge import MAX_RECORDED_NAME_CHARS, MAX_SKILL_NAME_BYTES, cut
 
 # Must match `package agentbox:sandbox@0.1.0; interface host` in guest/wit/agentbox.wit.
@@ -49,6 +51,9 @@ class RunBinding:
     router: SkillRouter
     stdout: OutputSink
     stderr: OutputSink
+    files: OutputFiles | None = None
+    """Where the files the script left in /output go (see `scratch_io`)."""
+    scratch: int = DEFAULT_SCRATCH_BYTES
 
 
 _current = threading.local()
@@ -106,8 +111,27 @@ def _write_output(_store: object, target: str, data: GuestText) -> None:
             sink.write(piece.encode("latin-1", "replace"))  # only a misbehaving guest needs it
 
 
+def _scratch_limit(_store: object) -> int:
+    binding = _binding()
+    return DEFAULT_SCRATCH_BYTES if binding is None else binding.scratch
+
+
+def _output_file(_store: object, name: GuestText, data: GuestText, first: bool) -> bool:
+    """A piece of a file from /output: kept within the caps, otherwise refused unread."""
+    binding = _binding()
+    if binding is None or binding.files is None:
+        return False
+    if first:
+        text = name.text(MAX_OUTPUT_NAME_BYTES)
+        shown = text if text is not None else name.prefix(100) + f"...[{name.size} bytes]"
+        return binding.files.start(text, shown)
+    return all(binding.files.append(piece.encode("latin-1", "replace")) for piece in data.chunks())
+
+
 def define_host_functions(linker: Linker) -> None:
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
         guest_strings.add_func(host, "call-skill", _call_skill)
         host.add_func("list-skills", _list_skills)
         guest_strings.add_func(host, "write-output", _write_output)
+        host.add_func("scratch-limit", _scratch_limit)
+        guest_strings.add_func(host, "output-file", _output_file)
