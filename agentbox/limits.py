@@ -19,6 +19,8 @@ DEFAULT_MAX_OUTPUT_FILES_BYTES = 16 * MIB
 # At most this many files come back from /output; names longer than this are dropped.
 MAX_OUTPUT_FILE_COUNT = 1000
 MAX_OUTPUT_NAME_BYTES = 1024
+# The most file content one MCP tool result carries (images and embedded resources).
+MCP_MAX_FILE_CONTENT_BYTES = 8 * MIB
 # Below this the snapshotted interpreter cannot even start (its memory image is ~40 MiB).
 MIN_MEMORY_BYTES = 64 * MIB
 # A wasm32 linear memory cannot grow past 4 GiB: a larger limit would be meaningless.
