@@ -9,6 +9,7 @@ from agentbox.engines.base import DEFAULT_FILENAME, Progress, RunSettings, Scrip
 from agentbox.engines.registry import resolve_engine
 from agentbox.engines.wasm.pool import WarmPool
 from agentbox.errors import UsageError
+from agentbox.input_files import FilesArgument, load_files
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_OUTPUT_FILES_BYTES,
@@ -84,6 +85,7 @@ class Sandbox:
         scratch: int | str = DEFAULT_SCRATCH_BYTES,
         max_output_files: int | str = DEFAULT_MAX_OUTPUT_FILES_BYTES,
         mounts: Iterable[Mount | str] = (),
+        files: FilesArgument = None,
         env: Mapping[str, str] | None = None,
         skills: SkillsArgument = None,
         approve: Approver | None = None,
@@ -103,6 +105,7 @@ class Sandbox:
         self.settings = RunSettings(
             limits=limits,
             mounts=tuple(m if isinstance(m, Mount) else Mount.parse(m) for m in mounts),
+            files=load_files(files, limits.memory // 2),
         )
         self.env = _checked_env(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)

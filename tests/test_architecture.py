@@ -21,6 +21,7 @@ FOUNDATION = {
     "agentbox._version",
     "agentbox.errors",
     "agentbox.exit_codes",
+    "agentbox.input_files",
     "agentbox.limits",
     "agentbox.log",
     "agentbox.mounts",

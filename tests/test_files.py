@@ -127,3 +127,66 @@ def test_config_file_sets_the_scratch_limit(tmp_path: Path) -> None:
     payload = json.loads(result.stdout)
     assert "No space left on device" in payload["stderr"]
     assert payload["files"] == [] and payload["files_dropped"] == 1
+
+
+def test_input_files_are_readable_and_read_only(tmp_path: Path) -> None:
+    host_file = tmp_path / "data.csv"
+    host_file.write_text("a,b\n1,2\n")
+    sandbox = Sandbox(files={"data.csv": host_file, "/input/raw/blob.bin": b"\x00\xff"})
+    code = (
+        "import errno, os\n"
+        "print(open('/input/data.csv').read().splitlines(), open('/input/raw/blob.bin', 'rb').read())\n"
+        "print(sorted(os.listdir('/input')))\n"
+        "for attempt in (lambda: open('/input/data.csv', 'w'), lambda: open('/input/data.csv', 'a'),\n"
+        "                lambda: os.remove('/input/data.csv'), lambda: os.mkdir('/input/x'),\n"
+        "                lambda: os.rename('/input/data.csv', '/input/y'), lambda: open('/input/new', 'x'),\n"
+        "                lambda: os.rename('/input/data.csv', '/tmp/y'), lambda: os.truncate('/input/data.csv', 0)):\n"
+        "    try:\n        attempt()\n        print('WROTE')\n"
+        "    except OSError as error:\n        print(errno.errorcode[error.errno])\n"
+        "print(open('/input/data.csv').read() == 'a,b\\n1,2\\n')\n"
+    )
+    result = sandbox.run(code)
+    assert result.exit_code == ExitCode.OK, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "['a,b', '1,2'] b'\\x00\\xff'"
+    assert lines[1] == "['data.csv', 'raw']"
+    assert lines[2:10] == ["EROFS"] * 8
+    assert lines[10] == "True"
+    assert host_file.read_text() == "a,b\n1,2\n"
+    # Another run sees them afresh, whatever the last one tried.
+    assert sandbox.run("print(open('/input/data.csv').read())").stdout == "a,b\n1,2\n\n"
+
+
+def test_cli_file_option_copies_files_without_mounting(tmp_path: Path) -> None:
+    (tmp_path / "secret-neighbour.txt").write_text("not given")
+    given = tmp_path / "given.txt"
+    given.write_text("hello")
+    code = (
+        "import os\nprint(open('/input/given.txt').read(), open('/input/sub/copy.txt').read())\n"
+        "print(sorted(os.listdir('/input')))\n"
+    )
+    result = run_cli(
+        "run",
+        "--file",
+        str(given),
+        "--file",
+        f"{given}:/input/sub/copy.txt",
+        "-",
+        stdin=code.encode(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello hello\n['given.txt', 'sub']\n"
+
+
+def test_cli_file_option_refuses_bad_paths_in_one_line(tmp_path: Path) -> None:
+    given = tmp_path / "given.txt"
+    given.write_text("x")
+    for option in (
+        f"{given}:/etc/passwd",
+        f"{given}:/input/../tmp/x",
+        str(tmp_path),
+        "missing.txt",
+    ):
+        result = run_cli("run", "--file", option, "-", stdin=b"print(1)")
+        assert result.returncode == ExitCode.USAGE, (option, result.stderr)
+        assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr

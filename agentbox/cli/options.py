@@ -105,6 +105,14 @@ def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "Repeatable.",
         ),
         click.option(
+            "--file",
+            "input_files",
+            multiple=True,
+            metavar="HOST[:GUEST]",
+            help="Copy a host file into the sandbox, read-only, at GUEST (default "
+            "/input/NAME; always under /input). Repeatable. The host folder stays invisible.",
+        ),
+        click.option(
             "--env",
             "env",
             multiple=True,
@@ -198,6 +206,7 @@ def build_sandbox(
     import os
 
     from agentbox.config import ignored_working_folder_config, load_config
+    from agentbox.input_files import from_options
     from agentbox.limits import parse_size
     from agentbox.sandbox import Sandbox
     from agentbox.skills.command import command_skill, parse_skill_option
@@ -226,6 +235,7 @@ def build_sandbox(
         **limits,
         engine=options["engine"],
         mounts=options["mounts"],
+        files=from_options(options.get("input_files", ())),
         env=parse_env(options["env"], dict(os.environ)),
         skills=skills,
         approve=ask_on_terminal if options["confirm_skills"] else None,

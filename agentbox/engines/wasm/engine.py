@@ -108,6 +108,7 @@ class GuestInstance:
     def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
         self._runtime = runtime
         self._limits = settings.limits
+        self._inputs = settings.files
         self._outputs = _Outputs(settings.limits.max_output, settings.limits.max_output_files)
         self.store = Store(runtime.engine)
         self.store.set_limits(memory_size=settings.limits.memory)
@@ -214,7 +215,7 @@ class GuestInstance:
         skills.start_clock(limits.timeout)
         outputs = self._outputs
         binding = host_functions.RunBinding(
-            skills, outputs.stdout, outputs.stderr, outputs.files, limits.scratch
+            skills, outputs.stdout, outputs.stderr, outputs.files, limits.scratch, self._inputs
         )
 
         def work() -> None:

@@ -10,6 +10,7 @@ what the host allocates does not grow with what the guest sends (beyond wasmtime
 """
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,6 +55,8 @@ class RunBinding:
     files: OutputFiles | None = None
     """Where the files the script left in /output go (see `scratch_io`)."""
     scratch: int = DEFAULT_SCRATCH_BYTES
+    inputs: Sequence[tuple[str, bytes]] = ()
+    """The run's input files (`--file`): guest path under /input, and bytes."""
 
 
 _current = threading.local()
@@ -128,6 +131,12 @@ def _output_file(_store: object, name: GuestText, data: GuestText, first: bool) 
     return all(binding.files.append(piece.encode("latin-1", "replace")) for piece in data.chunks())
 
 
+def _input_files(_store: object) -> list[tuple[str, str]]:
+    binding = _binding()
+    inputs = () if binding is None else binding.inputs
+    return [(path, data.decode("latin-1")) for path, data in inputs]
+
+
 def define_host_functions(linker: Linker) -> None:
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
         guest_strings.add_func(host, "call-skill", _call_skill)
@@ -135,3 +144,4 @@ def define_host_functions(linker: Linker) -> None:
         guest_strings.add_func(host, "write-output", _write_output)
         host.add_func("scratch-limit", _scratch_limit)
         guest_strings.add_func(host, "output-file", _output_file)
+        host.add_func("input-files", _input_files)

@@ -25,7 +25,8 @@ import time
 
 SCRATCH_ROOT = "/tmp"
 OUTPUT_ROOT = "/output"
-ROOTS = (SCRATCH_ROOT, OUTPUT_ROOT)
+INPUT_ROOT = "/input"
+ROOTS = (SCRATCH_ROOT, OUTPUT_ROOT, INPUT_ROOT)
 # Each file or folder costs this much of the limit besides its bytes: thousands of empty files
 # or a deep tree of folders cannot hold guest memory the limit does not count.
 NODE_COST = 512
@@ -78,6 +79,7 @@ class ScratchFS:
 
     def __init__(self) -> None:
         self.limit_source = lambda: 64 * 1024 * 1024
+        self.input_source = lambda: []
         self.reset()
 
     def reset(self) -> None:
@@ -90,6 +92,7 @@ class ScratchFS:
         self.used = 0
         self.nodes = 0
         self.limit: int | None = None
+        self.inputs_loaded = False
 
     # -- accounting ---------------------------------------------------------------------------
     def _new(self, folder: bool) -> _Node:
@@ -144,11 +147,9 @@ class ScratchFS:
     def _split(self, path: str) -> tuple[str, list[str]]:
         if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
             raise _error(errno.ENAMETOOLONG, path)
-        root = (
-            SCRATCH_ROOT
-            if path == SCRATCH_ROOT or path.startswith(SCRATCH_ROOT + "/")
-            else OUTPUT_ROOT
-        )
+        root = next(r for r in ROOTS if path == r or path.startswith(r + "/"))
+        if root == INPUT_ROOT and not self.inputs_loaded:
+            self._load_inputs()
         parts = [part for part in path[len(root) :].split("/") if part]
         for part in parts:
             if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
@@ -176,7 +177,25 @@ class ScratchFS:
             raise _error(errno.ENOTDIR, path)
         return folder, parts[-1]
 
+    def _load_inputs(self) -> None:
+        """The run's input files (`--file`), asked of the host the first time /input is used."""
+        self.inputs_loaded = True
+        for guest_path, text in self.input_source():
+            parts = [part for part in guest_path[len(INPUT_ROOT) :].split("/") if part]
+            folder = self.roots[INPUT_ROOT]
+            for part in parts[:-1]:
+                folder = folder.entries.setdefault(part, self._new(True))  # type: ignore[union-attr]
+            node = self._new(False)
+            node.data = bytearray(text.encode("latin-1"))
+            folder.entries[parts[-1]] = node  # type: ignore[index]
+
+    @staticmethod
+    def _read_only(path: str) -> None:
+        if path == INPUT_ROOT or path.startswith(INPUT_ROOT + "/"):
+            raise _error(errno.EROFS, path)
+
     def _create(self, path: str, folder: bool) -> _Node:
+        self._read_only(path)
         parent, name = self.parent(path)
         if name in parent.entries:  # type: ignore[operator]
             raise _error(errno.EEXIST, path)
@@ -200,6 +219,8 @@ class ScratchFS:
         else:
             if flags & os.O_CREAT and flags & os.O_EXCL:
                 raise _error(errno.EEXIST, path)
+            if _access(flags)[1] or flags & os.O_TRUNC:
+                self._read_only(path)
             if node.entries is not None and _access(flags)[1]:
                 raise _error(errno.EISDIR, path)
             if flags & os.O_TRUNC and node.entries is None:
@@ -252,6 +273,8 @@ class ScratchFS:
         return len(view)
 
     def truncate(self, node: _Node, length: int, path: object = None) -> None:
+        if isinstance(path, str):
+            self._read_only(path)
         if length < 0:
             raise _error(errno.EINVAL, path)
         if node.entries is not None:
@@ -277,6 +300,7 @@ class ScratchFS:
         self._create(path, folder=True)
 
     def unlink(self, path: str) -> None:
+        self._read_only(path)
         parent, name = self.parent(path)
         node = self.lookup(path)
         if node.entries is not None:
@@ -286,6 +310,7 @@ class ScratchFS:
         self._release(node)
 
     def rmdir(self, path: str) -> None:
+        self._read_only(path)
         parent, name = self.parent(path)
         node = self.lookup(path)
         if node.entries is None:
@@ -297,6 +322,8 @@ class ScratchFS:
         self._release(node)
 
     def rename(self, source: str, target: str) -> None:
+        self._read_only(source)
+        self._read_only(target)
         node = self.lookup(source)
         if node.entries is not None and (target + "/").startswith(source + "/"):
             raise _error(errno.EINVAL, target)
@@ -651,6 +678,8 @@ def begin_run(fresh: bool) -> None:
     if fresh and (FS.nodes or FS.fds):
         FS.reset()
     FS.limit = None
+    if fresh:
+        FS.inputs_loaded = False
     tempfile.tempdir = SCRATCH_ROOT
 
 
