@@ -172,3 +172,16 @@ def test_thousands_of_output_files_are_capped_and_reported(tmp_path: Path) -> No
 @pytest.mark.parametrize("size", ["0", "100"])
 def test_tiny_scratch_limits_refuse_every_file(size: str) -> None:
     assert _errno_of(Sandbox(scratch=size), "open('/tmp/a', 'w')") == "ENOSPC"
+
+
+def test_a_script_that_lifts_its_own_scratch_count_still_hits_memory() -> None:
+    """The count lives in the guest, so a script can tamper with it; what protects the host is
+    that every byte is guest memory, which `--memory` bounds from outside."""
+    box = Sandbox(scratch="1M", memory="128M", timeout=60)
+    code = (
+        "from agentbox_guest import scratch\nscratch.FS.limit = 1 << 40\n"
+        "with open('/tmp/f', 'wb') as f:\n    while True: f.write(b'x' * (1 << 20))\n"
+    )
+    result = box.run(code)
+    assert result.limit == "memory" or "MemoryError" in result.stderr, result.stderr
+    assert box.run("print(1)").stdout == "1\n"
