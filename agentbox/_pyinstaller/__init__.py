@@ -62,6 +62,12 @@ EXCLUDED_MODULES: tuple[str, ...] = (
     # httpx2's `httpx` command-line client, which httpx2/__init__.py imports only when
     # `httpx2.main` is accessed; it imports click, pygments and rich (httpx2's `cli` extra).
     "httpx2._main",
+    # tqdm's optional notifiers (tqdm.contrib.telegram, .discord) import requests, which only
+    # the development environment has (Ray brings it); `agentbox batch` uses tqdm's plain bar.
+    "requests",
+    "urllib3",
+    "certifi",
+    "charset_normalizer",
 )
 
 #: Extension modules `agentbox run` never imports (most are for `agentbox mcp`): a onefile build
