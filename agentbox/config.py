@@ -39,6 +39,8 @@ SCHEMA: dict[str, Any] = {
                 "timeout": {"type": "number", "exclusiveMinimum": 0},
                 "memory": _SIZE,
                 "max_output": _SIZE,
+                "scratch": _SIZE,
+                "max_output_files": _SIZE,
                 "fuel": {"type": "integer", "minimum": 1},
             },
         },

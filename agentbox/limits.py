@@ -12,6 +12,15 @@ MIB = 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MEMORY_BYTES = 512 * MIB
 DEFAULT_MAX_OUTPUT_BYTES = 10 * MIB
+# What /tmp and /output may hold together (in the guest's memory, so within --memory too).
+DEFAULT_SCRATCH_BYTES = 64 * MIB
+# What the files a run leaves in /output may total when they come back (RunResult.files).
+DEFAULT_MAX_OUTPUT_FILES_BYTES = 16 * MIB
+# At most this many files come back from /output; names longer than this are dropped.
+MAX_OUTPUT_FILE_COUNT = 1000
+MAX_OUTPUT_NAME_BYTES = 1024
+# The most file content one MCP tool result carries (images and embedded resources).
+MCP_MAX_FILE_CONTENT_BYTES = 8 * MIB
 # Below this the snapshotted interpreter cannot even start (its memory image is ~40 MiB).
 MIN_MEMORY_BYTES = 64 * MIB
 # A wasm32 linear memory cannot grow past 4 GiB: a larger limit would be meaningless.
@@ -64,6 +73,7 @@ def check_memory(value: int) -> None:
 
 
 def check_max_output(value: int) -> None:
+    """Also for the other byte caps (`scratch`, `max_output_files`): 0 or more."""
     if value < 0:
         raise UsageError(f"must be {MAX_OUTPUT_RANGE}, not {value}")
 
@@ -78,6 +88,8 @@ _CHECKS = {
     "memory": check_memory,
     "max_output": check_max_output,
     "fuel": check_fuel,
+    "scratch": check_max_output,
+    "max_output_files": check_max_output,
 }
 
 
@@ -89,6 +101,8 @@ class Limits:
     memory: int = DEFAULT_MEMORY_BYTES
     max_output: int = DEFAULT_MAX_OUTPUT_BYTES
     fuel: int | None = None
+    scratch: int = DEFAULT_SCRATCH_BYTES
+    max_output_files: int = DEFAULT_MAX_OUTPUT_FILES_BYTES
 
     def __post_init__(self) -> None:
         for name, check in _CHECKS.items():

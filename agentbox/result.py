@@ -1,5 +1,6 @@
 """What a run returns."""
 
+import base64
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +17,29 @@ class SkillCall:
     duration_ms: float
     ok: bool
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file the script left in `/output` (`name` is relative to it, `/`-separated)."""
+
+    name: str
+    data: bytes
+    media_type: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def to_json(self, with_content: bool = False) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "size": self.size,
+            "media_type": self.media_type,
+        }
+        if with_content:
+            entry["base64"] = base64.b64encode(self.data).decode("ascii")
+        return entry
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,10 @@ class RunResult:
     engine: str = "wasm"
     session_reset: bool = False
     """For session runs: the session's interpreter was lost (limit or crash) and starts anew."""
+    files: list[OutputFile] = field(default_factory=list)
+    """What the script left in `/output`, within `max_output_files` (see `files_dropped`)."""
+    files_dropped: int = 0
+    """Files in `/output` that did not come back (over the caps); named in `message`."""
 
     @property
     def stdout(self) -> str:
@@ -51,8 +79,9 @@ class RunResult:
     def ok(self) -> bool:
         return self.exit_code == 0 and self.limit is None
 
-    def to_json(self) -> dict[str, Any]:
-        """The `--json` object (also what the MCP server and the HTTP API return)."""
+    def to_json(self, file_contents: bool = False) -> dict[str, Any]:
+        """The `--json` object (also what the MCP server and the HTTP API return); files are
+        listed, with their bytes in base64 when `file_contents`."""
         return {
             "stdout": self.stdout,
             "stderr": self.stderr,
@@ -64,4 +93,6 @@ class RunResult:
             "skill_calls": [asdict(call) for call in self.skill_calls],
             "skill_calls_unrecorded": self.skill_calls_unrecorded,
             "engine": self.engine,
+            "files": [file.to_json(file_contents) for file in self.files],
+            "files_dropped": self.files_dropped,
         }

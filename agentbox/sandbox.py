@@ -16,9 +16,12 @@ from agentbox.engines.base import (
 from agentbox.engines.registry import resolve_engine
 from agentbox.engines.wasm.pool import WarmPool
 from agentbox.errors import UsageError
+from agentbox.input_files import FilesArgument, load_files
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_OUTPUT_FILES_BYTES,
     DEFAULT_MEMORY_BYTES,
+    DEFAULT_SCRATCH_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     Limits,
     parse_size,
@@ -100,7 +103,10 @@ class Sandbox:
         memory: int | str = DEFAULT_MEMORY_BYTES,
         max_output: int | str = DEFAULT_MAX_OUTPUT_BYTES,
         fuel: int | None = None,
+        scratch: int | str = DEFAULT_SCRATCH_BYTES,
+        max_output_files: int | str = DEFAULT_MAX_OUTPUT_FILES_BYTES,
         mounts: Iterable[Mount | str] = (),
+        files: FilesArgument = None,
         env: Mapping[str, str] | None = None,
         skills: SkillsArgument = None,
         approve: Approver | None = None,
@@ -110,11 +116,17 @@ class Sandbox:
         progress: Progress | None = None,
     ) -> None:
         limits = Limits(
-            timeout=timeout, memory=parse_size(memory), max_output=parse_size(max_output), fuel=fuel
+            timeout=timeout,
+            memory=parse_size(memory),
+            max_output=parse_size(max_output),
+            fuel=fuel,
+            scratch=parse_size(scratch),
+            max_output_files=parse_size(max_output_files),
         )
         self.settings = RunSettings(
             limits=limits,
             mounts=tuple(m if isinstance(m, Mount) else Mount.parse(m) for m in mounts),
+            files=load_files(files, limits.memory // 2),
         )
         refuse_shared_guest_paths(self.settings.mounts)
         self.env = _checked_env(env or {})

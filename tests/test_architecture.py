@@ -21,10 +21,12 @@ FOUNDATION = {
     "agentbox._version",
     "agentbox.errors",
     "agentbox.exit_codes",
+    "agentbox.input_files",
     "agentbox.limits",
     "agentbox.log",
     "agentbox.mounts",
     "agentbox.output",
+    "agentbox.output_files",
     "agentbox.result",
 }
 CORE = {"agentbox", "agentbox.config", "agentbox.sandbox", "agentbox.session", "agentbox.streaming"}

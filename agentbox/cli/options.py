@@ -9,7 +9,9 @@ import click
 from agentbox.errors import UsageError
 from agentbox.limits import (
     DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_OUTPUT_FILES_BYTES,
     DEFAULT_MEMORY_BYTES,
+    DEFAULT_SCRATCH_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     FUEL_RANGE,
     MEMORY_RANGE,
@@ -64,7 +66,7 @@ def _checked(check: Callable[[Any], None]) -> Callable[[click.Context, click.Par
 
 
 def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--timeout, --memory, --fuel, --max-output, --mount, --env."""
+    """--timeout, --memory, --fuel, --max-output, --scratch, --max-output-files, --mount, --env."""
     decorators = [
         click.option(
             "--timeout",
@@ -107,12 +109,38 @@ def limit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "[env: AGENTBOX_MAX_OUTPUT]",
         ),
         click.option(
+            "--scratch",
+            type=SIZE,
+            default=f"{DEFAULT_SCRATCH_BYTES // MIB}M",
+            show_default=True,
+            envvar="AGENTBOX_SCRATCH",
+            help="What the sandbox's in-memory /tmp and /output may hold together; a write "
+            "past it fails with ENOSPC in the script. [env: AGENTBOX_SCRATCH]",
+        ),
+        click.option(
+            "--max-output-files",
+            type=SIZE,
+            default=f"{DEFAULT_MAX_OUTPUT_FILES_BYTES // MIB}M",
+            show_default=True,
+            envvar="AGENTBOX_MAX_OUTPUT_FILES",
+            help="Cap on the files returned from /output, in total; files past it are dropped "
+            "and reported. [env: AGENTBOX_MAX_OUTPUT_FILES]",
+        ),
+        click.option(
             "--mount",
             "mounts",
             multiple=True,
             metavar="HOST[:GUEST][:ro|rw]",
             help="Show a host folder in the sandbox (default guest path /data, read-only). "
             "Repeatable.",
+        ),
+        click.option(
+            "--file",
+            "input_files",
+            multiple=True,
+            metavar="HOST[:GUEST]",
+            help="Copy a host file into the sandbox, read-only, at GUEST (default "
+            "/input/NAME; always under /input). Repeatable. The host folder stays invisible.",
         ),
         click.option(
             "--env",
@@ -197,7 +225,8 @@ def sandbox_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return engine_option(limit_options(skill_options(function)))
 
 
-_LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel")
+_LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel", "scratch", "max_output_files")
+_SIZE_PARAMETERS = ("memory", "max_output", "scratch", "max_output_files")
 
 
 def resolved_limits(
@@ -207,7 +236,7 @@ def resolved_limits(
     limits = {name: options[name] for name in _LIMIT_PARAMETERS}
     for name, value in config_limits.items():
         if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
-            limits[name] = parse_size(value) if name in ("memory", "max_output") else value
+            limits[name] = parse_size(value) if name in _SIZE_PARAMETERS else value
     return limits
 
 
@@ -218,6 +247,7 @@ def build_sandbox(
     import os
 
     from agentbox.config import ignored_working_folder_config, load_config
+    from agentbox.input_files import from_options
     from agentbox.sandbox import Sandbox
     from agentbox.skills.command import command_skill, parse_skill_option
     from agentbox.skills.from_file import load_skills_file
@@ -242,6 +272,7 @@ def build_sandbox(
         **limits,
         engine=options["engine"],
         mounts=options["mounts"],
+        files=from_options(options.get("input_files", ())),
         env=parse_env(options["env"], dict(os.environ)),
         skills=skills,
         approve=ask_on_terminal if options["confirm_skills"] else None,

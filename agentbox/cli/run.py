@@ -17,6 +17,7 @@ import click
 
 from agentbox.cli import live
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options
+from agentbox.cli.output_dir import output_dir_options, report
 from agentbox.engines.base import DEFAULT_FILENAME
 from agentbox.errors import AgentboxError, UsageError
 from agentbox.exit_codes import ExitCode
@@ -158,9 +159,18 @@ class RunCommand(click.Command):
     is_flag=True,
     help="Print one JSON object instead of the output (command-line errors too).",
 )
+@output_dir_options
 @click.pass_context
 def run(
-    ctx: click.Context, /, script: str, args: tuple[str, ...], as_json: bool, **options: Any
+    ctx: click.Context,
+    /,
+    script: str,
+    args: tuple[str, ...],
+    as_json: bool,
+    output_dir: Path | None,
+    overwrite: bool,
+    json_file_contents: bool,
+    **options: Any,
 ) -> None:
     """Run SCRIPT (a file, or - for stdin) in the sandbox, as `python SCRIPT ARGS...` would.
 
@@ -188,7 +198,8 @@ def run(
                 duration_ms=(time.perf_counter() - started) * 1000,
                 message=f"interrupted by {interruption.name}",
             )
-        _report(result, as_json)
+        report(result.files, output_dir, overwrite, as_json)
+        _report(result, as_json, json_file_contents)
     sys.exit(result.exit_code)
 
 
@@ -215,11 +226,11 @@ def _run(
     )
 
 
-def _report(result: RunResult, as_json: bool) -> None:
+def _report(result: RunResult, as_json: bool, json_file_contents: bool) -> None:
     """The end of a run: the JSON object, or (the output having been written live) the line
     that says why the run ended, if a limit or a signal ended it."""
     if as_json:
-        _echo_json(result.to_json())
+        _echo_json(result.to_json(json_file_contents))
         return
     if result.message:
         sys.stderr.write(f"agentbox: {result.message}\n")

@@ -52,6 +52,8 @@ class RunSettings:
 
     limits: Limits = field(default_factory=Limits)
     mounts: Sequence[Mount] = ()
+    files: Sequence[tuple[str, bytes]] = ()
+    """Input files copied into the run, read-only: (guest path under /input, bytes)."""
 
 
 class Engine(Protocol):

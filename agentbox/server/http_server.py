@@ -121,7 +121,7 @@ async def _run_request(request: Request) -> dict[str, Any]:
 
 def _run_json(result: RunResult, session: str | None, notices: list[str]) -> dict[str, Any]:
     return {
-        **result.to_json(),
+        **result.to_json(file_contents=True),
         "ok": result.ok,
         "session": session,
         "session_reset": result.session_reset,

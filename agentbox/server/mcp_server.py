@@ -33,6 +33,7 @@ from agentbox.limits import MIB
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
 from agentbox.server.admission import Admission, ServerBusyError
+from agentbox.server.mcp_files import file_blocks
 from agentbox.server.mcp_stdio import InvalidRequest, RequestTooLarge, stdio_streams
 from agentbox.server.progress import ProgressReport, with_progress
 from agentbox.server.sessions import MAX_SESSION_ID_LENGTH, SessionManager
@@ -46,6 +47,12 @@ class SkillCallOutput(BaseModel):
     duration_ms: float
     ok: bool
     error: str | None
+
+
+class FileOutput(BaseModel):
+    name: str
+    size: int
+    media_type: str
 
 
 class RunOutput(BaseModel):
@@ -63,6 +70,11 @@ class RunOutput(BaseModel):
         default=0, description="Skill calls made after skill_calls was full (its first 1000)."
     )
     engine: str
+    files: list[FileOutput] = Field(
+        default_factory=list,
+        description="Files the script left in /output (their content: image or resource blocks).",
+    )
+    files_dropped: int = 0
     session: str | None
     session_reset: bool = Field(
         description="The session's interpreter was lost (limit or crash); its next run starts "
@@ -220,7 +232,10 @@ def create_server(
             "notices": notices,
         }
         return CallToolResult(
-            content=[TextContent(type="text", text=render_text(result, notices))],
+            content=[
+                TextContent(type="text", text=render_text(result, notices)),
+                *file_blocks(result.files),
+            ],
             structured_content=structured,
             is_error=not result.ok,
         )

@@ -8,12 +8,16 @@ import gc
 
 import skills
 import wit_world
-from agentbox_guest import preload, shims, stdlib_store
+from agentbox_guest import preload, scratch, shims, stdlib_store
 from agentbox_guest.runner import ScriptRunner
+from wit_world.imports.host import input_files, scratch_limit
 
 _finder = stdlib_store.install()
 preload.import_all(_finder)
 shims.install()
+scratch.install()
+scratch.FS.limit_source = scratch_limit
+scratch.FS.input_source = input_files
 builtins.call_skill = skills.call_skill
 stdlib_store.forget_build_paths()
 stdlib_store.assert_no_site_packages()

@@ -1,6 +1,10 @@
 """Host files: without a mount the guest sees no host file system at all (no WASI preopens)."""
 
+import os
+import shutil
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,12 +74,15 @@ def test_walk_and_scandir_find_nothing(sandbox: Sandbox) -> None:
         """
         import glob, os
         print(list(os.walk("/")), glob.glob("/*"), glob.glob("/**/passwd", recursive=True))
-        print(os.path.exists("/etc/passwd"), os.path.isdir("/tmp"), os.path.exists("/"))
+        print(os.path.exists("/etc/passwd"), os.path.exists("/"))
+        print(os.listdir("/tmp"), os.listdir("/output"))
         """
     )
+    assert os.listdir("/tmp"), "positive control: the host's /tmp is not empty"
     result = sandbox.run(code)
     assert result.exit_code == ExitCode.OK, result.stderr
-    assert result.stdout == "[] [] []\nFalse False False\n"
+    # /tmp and /output are the run's own empty in-memory folders (issue 16), never the host's.
+    assert result.stdout == "[] [] []\nFalse False\n[] []\n"
 
 
 def test_no_file_descriptors_beyond_stdio(sandbox: Sandbox) -> None:
@@ -97,7 +104,18 @@ def test_no_file_descriptors_beyond_stdio(sandbox: Sandbox) -> None:
     assert result.stdout == "[]\n", result.stderr
 
 
-def test_write_outside_does_not_reach_the_host(sandbox: Sandbox, tmp_path: Path) -> None:
+@pytest.fixture
+def host_folder_outside_tmp() -> Iterator[Path]:
+    """A host folder whose path is not under /tmp (the guest's /tmp is its own scratch)."""
+    folder = Path(tempfile.mkdtemp(prefix="agentbox-test-", dir=Path.home()))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_write_outside_does_not_reach_the_host(
+    sandbox: Sandbox, host_folder_outside_tmp: Path
+) -> None:
+    tmp_path = host_folder_outside_tmp
     target = tmp_path / "created-by-guest.txt"
     sub = tmp_path / "made-by-guest"
     code = textwrap.dedent(
@@ -126,6 +144,22 @@ def test_write_outside_does_not_reach_the_host(sandbox: Sandbox, tmp_path: Path)
     lines = result.stdout.splitlines()
     assert len(lines) == 6
     assert all(line.startswith("BLOCKED ") for line in lines), lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_to_a_host_path_under_tmp_stay_in_the_guests_scratch(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The guest's /tmp is its own: writing the host's /tmp/... path creates nothing there."""
+    code = (
+        "import os, sys\n"
+        "os.makedirs(sys.argv[1] + '/a/b')\n"
+        "open(sys.argv[1] + '/x.txt', 'w').write('pwned')\n"
+        "print(sorted(os.listdir(sys.argv[1])))\n"
+    )
+    result = sandbox.run(code, args=[str(tmp_path)])
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert result.stdout == "['a', 'x.txt']\n"  # positive control: the writes worked in the guest
     assert list(tmp_path.iterdir()) == []
 
 

@@ -165,3 +165,16 @@ def test_serve_module_is_not_on_the_run_path(tmp_path: Path) -> None:
     code = "import sys, agentbox.cli.run; print('starlette' in sys.modules or 'mcp' in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.stdout.strip() == "False"
+
+
+def test_run_returns_output_files_in_the_json(server: Server) -> None:
+    import base64
+
+    from tests.files_script import SCRIPT, png_bytes
+
+    body = server.run(SCRIPT)
+    assert body["stdout"] == "8\n"
+    files = {entry["name"]: entry for entry in body["files"]}
+    assert files["red.png"]["media_type"] == "image/png"
+    assert base64.b64decode(files["red.png"]["base64"]) == png_bytes()
+    assert base64.b64decode(files["summary.txt"]["base64"]) == b"total 8\n"

@@ -428,3 +428,34 @@ def test_sessions_module_does_not_import_the_mcp_sdk() -> None:
     code = "import sys, agentbox.server.sessions, agentbox.cli.run; print('mcp' in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.stdout.strip() == "False"
+
+
+def test_run_python_returns_a_png_as_image_content_and_text_as_a_resource(client: Client) -> None:
+    """Issue 16's proof through the SDK's own client: the client receives both files."""
+    import base64
+
+    from tests.files_script import SCRIPT, png_bytes
+
+    result = client.run(SCRIPT)
+    assert not result.is_error, result.content
+    first, *files = result.content
+    assert first.type == "text" and first.text == "8"
+    images = [block for block in files if block.type == "image"]
+    resources = [block for block in files if block.type == "resource"]
+    assert [(image.mime_type, base64.b64decode(image.data)) for image in images] == [
+        ("image/png", png_bytes())
+    ]
+    assert [(r.resource.uri, r.resource.text) for r in resources] == [
+        ("agentbox://output/summary.txt", "total 8\n")
+    ]
+    assert [f["name"] for f in result.structured_content["files"]] == ["red.png", "summary.txt"]
+
+
+def test_a_session_keeps_its_output_folder_across_calls(client: Client) -> None:
+    client.run("open('/output/kept.bin', 'wb').write(bytes(range(256)))", session="files")
+    later = client.run("print(sorted(__import__('os').listdir('/output')))", session="files")
+    blobs = [block.resource for block in later.content if block.type == "resource"]
+    assert [(blob.uri, blob.mime_type) for blob in blobs] == [
+        ("agentbox://output/kept.bin", "application/octet-stream")
+    ]
+    assert later.content[0].text == "['kept.bin']"

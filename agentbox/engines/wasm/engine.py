@@ -30,8 +30,9 @@ from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
 from agentbox.engines.wasm.runtime import Runtime, get_runtime
 from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
-from agentbox.limits import Limits
+from agentbox.limits import DEFAULT_MAX_OUTPUT_FILES_BYTES, Limits
 from agentbox.output import CappedOutput, LiveOutput, captured_result
+from agentbox.output_files import OutputFiles, with_files
 from agentbox.result import LimitName, RunResult
 from agentbox.skills import RunSkills, SkillSet
 
@@ -93,13 +94,15 @@ def _stdin_reader(request: ScriptRequest) -> StdinReader | None:
 class _Outputs:
     """The capture of one instance's stdout and stderr, replaced at each run."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_files: int = DEFAULT_MAX_OUTPUT_FILES_BYTES) -> None:
         self._limit = limit
+        self._max_files = max_files
         self.reset(None)
 
     def reset(self, live: LiveOutput | None) -> None:
         self.stdout = CappedOutput(self._limit, "stdout", live)
         self.stderr = CappedOutput(self._limit, "stderr", live)
+        self.files = OutputFiles(self._max_files)
 
 
 @dataclass
@@ -130,7 +133,8 @@ class GuestInstance:
     def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
         self._runtime = runtime
         self._limits = settings.limits
-        self._outputs = _Outputs(settings.limits.max_output)
+        self._inputs = settings.files
+        self._outputs = _Outputs(settings.limits.max_output, settings.limits.max_output_files)
         self.store = Store(runtime.engine)
         self.store.set_limits(memory_size=settings.limits.memory)
         # wasmtime-py keeps these callbacks in a global registry until the Store is freed: they
@@ -234,8 +238,15 @@ class GuestInstance:
             watch=abandoned_runs.watch(limits.memory),
         )
         skills.start_clock(limits.timeout)
+        outputs = self._outputs
         binding = host_functions.RunBinding(
-            skills, self._outputs.stdout, self._outputs.stderr, _stdin_reader(request)
+            skills,
+            outputs.stdout,
+            outputs.stderr,
+            stdin=_stdin_reader(request),
+            files=outputs.files,
+            scratch=limits.scratch,
+            inputs=self._inputs,
         )
 
         def work() -> None:
@@ -276,7 +287,7 @@ class GuestInstance:
         duration_ms = (time.perf_counter() - call.started) * 1000
         outcome = self._outcome(call, finished, deadline_passed)
         self.usable = outcome.usable
-        return captured_result(
+        result = captured_result(
             self._outputs.stdout,
             self._outputs.stderr,
             call.limits.max_output,
@@ -288,6 +299,7 @@ class GuestInstance:
             skill_calls_unrecorded=call.skills.unrecorded,
             engine=WasmEngine.name,
         )
+        return with_files(result, self._outputs.files)
 
     def _outcome(self, call: _Call, finished: bool, deadline_passed: bool) -> _CallOutcome:
         if not finished:

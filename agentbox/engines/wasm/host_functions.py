@@ -10,7 +10,7 @@ what the host allocates does not grow with what the guest sends (beyond wasmtime
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +18,8 @@ from wasmtime.component import Linker, Variant
 
 from agentbox.engines.wasm import guest_strings
 from agentbox.engines.wasm.guest_strings import CHUNK_BYTES, GuestText
+from agentbox.limits import DEFAULT_SCRATCH_BYTES, MAX_OUTPUT_NAME_BYTES
+from agentbox.output_files import OutputFiles
 from agentbox.skills.bridge import MAX_RECORDED_NAME_CHARS, MAX_SKILL_NAME_BYTES, cut
 
 # Must match `package agentbox:sandbox@0.1.0; interface host` in guest/wit/agentbox.wit.
@@ -52,6 +54,11 @@ class RunBinding:
     stderr: OutputSink
     stdin: Callable[[int], bytes] | None = None
     """Reads at most n bytes of the script's stdin (None: empty stdin)."""
+    files: OutputFiles | None = None
+    """Where the files the script left in /output go (see `scratch_io`)."""
+    scratch: int = DEFAULT_SCRATCH_BYTES
+    inputs: Sequence[tuple[str, bytes]] = ()
+    """The run's input files (`--file`): guest path under /input, and bytes."""
 
 
 _current = threading.local()
@@ -124,9 +131,35 @@ def _read_stdin(_store: object, max_bytes: int) -> str:
     return bytes(data[:size]).decode("latin-1")
 
 
+def _scratch_limit(_store: object) -> int:
+    binding = _binding()
+    return DEFAULT_SCRATCH_BYTES if binding is None else binding.scratch
+
+
+def _output_file(_store: object, name: GuestText, data: GuestText, first: bool) -> bool:
+    """A piece of a file from /output: kept within the caps, otherwise refused unread."""
+    binding = _binding()
+    if binding is None or binding.files is None:
+        return False
+    if first:
+        text = name.text(MAX_OUTPUT_NAME_BYTES)
+        shown = text if text is not None else name.prefix(100) + f"...[{name.size} bytes]"
+        return binding.files.start(text, shown)
+    return all(binding.files.append(piece.encode("latin-1", "replace")) for piece in data.chunks())
+
+
+def _input_files(_store: object) -> list[tuple[str, str]]:
+    binding = _binding()
+    inputs = () if binding is None else binding.inputs
+    return [(path, data.decode("latin-1")) for path, data in inputs]
+
+
 def define_host_functions(linker: Linker) -> None:
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
         guest_strings.add_func(host, "call-skill", _call_skill)
         host.add_func("list-skills", _list_skills)
         guest_strings.add_func(host, "write-output", _write_output)
         host.add_func("read-stdin", _read_stdin)
+        host.add_func("scratch-limit", _scratch_limit)
+        guest_strings.add_func(host, "output-file", _output_file)
+        host.add_func("input-files", _input_files)

@@ -12,8 +12,9 @@ import tokenize
 import traceback
 import types
 
-from wit_world.imports.host import OutputTarget, read_stdin, write_output
+from wit_world.imports.host import OutputTarget, output_file, read_stdin, write_output
 
+from agentbox_guest import scratch
 from agentbox_guest.shims import HardExit, flush_standard_streams
 
 # What `python` prints and returns when the script raised; mirrors Py_Main.
@@ -187,12 +188,14 @@ class ScriptRunner:
             random.seed()
             self._seeded = True
         self._install_streams()
+        scratch.begin_run(fresh=not keep_globals)
         try:
             outcome = self._execute(source, filename)
             if not keep_globals and outcome[1] != HardExit.__name__:
                 atexit._run_exitfuncs()
         finally:
             flush_standard_streams()
+            scratch.send_outputs(output_file)
         return outcome
 
     def _install_streams(self) -> None:
