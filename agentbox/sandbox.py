@@ -189,6 +189,7 @@ class Sandbox:
         filename: str,
         on_output: OutputCallback | None = None,
         argv0: str | None = None,
+        files: FilesArgument = None,
     ) -> ScriptRequest:
         if isinstance(args, str | bytes):
             raise UsageError("args must be a sequence of strings, not a single string")
@@ -211,6 +212,7 @@ class Sandbox:
             stdin_reader=reader,
             argv0=argv0,
             on_output=None if on_output is None else LiveOutput(on_output),
+            files=load_files(files, self.limits.memory // 2, self.settings.files) if files else (),
         )
 
     def run(
@@ -224,6 +226,7 @@ class Sandbox:
         loop: "asyncio.AbstractEventLoop | None" = None,
         on_output: OutputCallback | None = None,
         argv0: str | None = None,
+        files: FilesArgument = None,
     ) -> RunResult:
         """Run `code` as `python FILENAME ARGS...` would, in a fresh sandbox.
 
@@ -235,9 +238,10 @@ class Sandbox:
         them), in the order written, within `max_output`; the result still holds all of it. It
         is called on the thread running the script, which waits for it. If it raises, it is
         not called again and `run` raises that error once the script ends. `argv0`:
-        `sys.argv[0]` when it is not `filename`.
+        `sys.argv[0]` when it is not `filename`. `files`: this run's own read-only input
+        files, as the constructor's (`{"/input/data.csv": b"..."}`), beside the sandbox's.
         """
-        request = self._request(code, args, stdin, filename, on_output, argv0)
+        request = self._request(code, args, stdin, filename, on_output, argv0, files)
         skills = self.skills.bind_run(loop)
         if self.engine != "wasm":
             limits = self.limits.with_timeout(timeout)
@@ -258,6 +262,7 @@ class Sandbox:
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
         argv0: str | None = None,
+        files: FilesArgument = None,
     ) -> RunResult:
         """`run` for asyncio hosts: the loop awaits the run without blocking (no worker thread
         of the loop's is tied up), and `async def` skills run on this loop. `on_output` is
@@ -272,10 +277,11 @@ class Sandbox:
                 timeout=timeout,
                 on_output=on_output,
                 argv0=argv0,
+                files=files,
             )
         import asyncio
 
-        request = self._request(code, args, stdin, filename, on_output, argv0)
+        request = self._request(code, args, stdin, filename, on_output, argv0, files)
         skills = self.skills.bind_run(asyncio.get_running_loop())
         if not self.ready:  # loading the guest may compile it: never on the event loop
             await asyncio.to_thread(self.warmup)

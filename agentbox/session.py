@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agentbox.engines.base import DEFAULT_FILENAME, ScriptRequest, SupportsRead
+from agentbox.input_files import FilesArgument
 from agentbox.output import OutputCallback
 from agentbox.result import RunResult
 from agentbox.skills import SkillSet
@@ -39,6 +40,7 @@ class SessionHost(Protocol):
         filename: str,
         on_output: OutputCallback | None = None,
         argv0: str | None = None,
+        files: FilesArgument = None,
     ) -> ScriptRequest: ...
 
     def _instance(self) -> "GuestInstance": ...
@@ -89,10 +91,13 @@ class Session:
         timeout: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         on_output: OutputCallback | None = None,
+        files: FilesArgument = None,
     ) -> RunResult:
-        """Run `code` in this session's interpreter (calls are serialised). `stdin` and
-        `on_output` as for `Sandbox.run`."""
-        request = self._sandbox._request(code, args, stdin, filename, on_output)
+        """Run `code` in this session's interpreter (calls are serialised). `stdin`,
+        `on_output` and `files` as for `Sandbox.run` (/input holds this call's files and the
+        sandbox's). A result returns the files of /output that are new or changed since the
+        session's previous result."""
+        request = self._sandbox._request(code, args, stdin, filename, on_output, files=files)
         skills = self._sandbox.skills.bind_run(loop)
         with self._lock:
             self._refuse_if_closed()
@@ -112,10 +117,11 @@ class Session:
         filename: str = DEFAULT_FILENAME,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        files: FilesArgument = None,
     ) -> RunResult:
         """`run` for asyncio hosts, awaited without blocking the loop; `async def` skills run
         on this loop. A call that finds another run of this session in progress waits for it."""
-        request = self._sandbox._request(code, args, stdin, filename, on_output)
+        request = self._sandbox._request(code, args, stdin, filename, on_output, files=files)
         skills = self._sandbox.skills.bind_run(asyncio.get_running_loop())
         while not self._lock.acquire(blocking=False):
             await asyncio.sleep(_BUSY_POLL_SECONDS)

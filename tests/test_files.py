@@ -5,7 +5,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from agentbox import ExitCode, Sandbox
+from agentbox.errors import UsageError
 from tests.files_script import SCRIPT, png_bytes
 from tests.helpers import run_cli
 
@@ -49,12 +52,60 @@ def test_tempfile_and_pathlib_work_in_tmp(sandbox: Sandbox) -> None:
     assert result.stdout == "b'abc'\n1\nb'12'\nhi ['a', 'b.txt']\n[] /tmp\n"
 
 
-def test_a_session_keeps_tmp_and_output_across_calls(sandbox: Sandbox) -> None:
+def test_a_session_keeps_tmp_and_output_and_returns_new_or_changed_files(
+    sandbox: Sandbox,
+) -> None:
     with sandbox.session() as session:
-        session.run("open('/tmp/state', 'w').write('kept')\nopen('/output/o.txt', 'w').write('1')")
-        result = session.run("print(open('/tmp/state').read())")
-        assert result.stdout == "kept\n"
-        assert [file.name for file in result.files] == ["o.txt"]
+        first = session.run(
+            "open('/tmp/state', 'w').write('kept')\nopen('/output/o.txt', 'w').write('1')"
+        )
+        second = session.run("print(open('/tmp/state').read(), open('/output/o.txt').read())")
+        third = session.run(
+            "open('/output/o.txt', 'w').write('2')\nopen('/output/p.txt', 'w').write('p')"
+        )
+        renamed = session.run("import os\nos.rename('/output/p.txt', '/output/q.txt')")
+        cleared = session.run("import os\nos.unlink('/output/o.txt')\nprint(os.listdir('/output'))")
+    assert [(file.name, file.data) for file in first.files] == [("o.txt", b"1")]
+    assert second.stdout == "kept 1\n" and second.files == []
+    assert [(file.name, file.data) for file in third.files] == [("o.txt", b"2"), ("p.txt", b"p")]
+    assert [file.name for file in renamed.files] == ["q.txt"]
+    assert cleared.stdout == "['q.txt']\n" and cleared.files == []
+
+
+def test_a_run_gets_its_own_input_files_beside_the_sandboxs() -> None:
+    sandbox = Sandbox(files={"shared.txt": b"shared"})
+    code = "import os\nprint(sorted(os.listdir('/input')), open('/input/own.txt').read())"
+    result = sandbox.run(code, files={"own.txt": b"own"})
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert result.stdout == "['own.txt', 'shared.txt'] own\n"
+    override = sandbox.run("print(open('/input/shared.txt').read())", files={"shared.txt": b"x"})
+    assert override.stdout == "x\n"
+    assert sandbox.run("import os; print(os.listdir('/input'))").stdout == "['shared.txt']\n"
+
+
+def test_a_session_call_sees_its_own_input_files(sandbox: Sandbox) -> None:
+    with sandbox.session() as session:
+        first = session.run("print(open('/input/a.txt').read())", files={"a.txt": b"A"})
+        second = session.run("import os; print(os.listdir('/input'))", files={"b.txt": b"B"})
+    assert first.stdout == "A\n"
+    assert second.stdout == "['b.txt']\n"
+
+
+def test_run_files_that_clash_or_overflow_are_refused_before_the_run() -> None:
+    sandbox = Sandbox(memory="64M", files={"dir/a.txt": b"a"})
+    with pytest.raises(UsageError, match="clashes"):
+        sandbox.run("print(1)", files={"dir": b"x"})
+    with pytest.raises(UsageError, match="half of --memory"):
+        sandbox.run("print(1)", files={"big.bin": bytes(33 * 1024 * 1024)})
+    assert sandbox.run("print(1)").stdout == "1\n"
+
+
+@pytest.mark.parametrize("engine", ["restricted", "asteval"])
+def test_fallback_engines_refuse_input_files(engine: str) -> None:
+    with pytest.raises(UsageError, match="has no files"):
+        Sandbox(engine=engine, files={"a.txt": b"a"}).run("print(1)")
+    with pytest.raises(UsageError, match="has no files"):
+        Sandbox(engine=engine).run("print(1)", files={"a.txt": b"a"})
 
 
 def test_output_files_past_the_cap_are_dropped_and_reported() -> None:

@@ -30,6 +30,8 @@ class BatchSettings:
     engine: str = "wasm"
     mounts: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, bytes], ...] = ()
+    """Read-only inputs every task sees under /input (`--file`), read once by the driver."""
     skill_files: tuple[str, ...] = ()
     skill_commands: tuple[str, ...] = ()
     config_path: str | None = None
@@ -80,7 +82,7 @@ class TaskRunner:
     def _sandbox(self, limits: Limits) -> "Sandbox":
         from agentbox.sandbox import Sandbox
 
-        key = (limits.memory, limits.max_output, limits.fuel)
+        key = (limits.memory, limits.max_output, limits.fuel)  # the rest is the batch's
         sandbox = self._sandboxes.get(key)
         if sandbox is None:
             if len(self._sandboxes) >= _MAX_SANDBOXES:
@@ -90,7 +92,10 @@ class TaskRunner:
                 memory=limits.memory,
                 max_output=limits.max_output,
                 fuel=limits.fuel,
+                scratch=limits.scratch,
+                max_output_files=limits.max_output_files,
                 mounts=self.settings.mounts,
+                files=dict(self.settings.files),
                 env=dict(self.settings.env),
                 skills=self._skills,
                 engine=self.settings.engine,
@@ -102,6 +107,10 @@ class TaskRunner:
     def run(self, task: Task, limits: Limits) -> TaskResult:
         """`task` in a fresh sandbox under `limits` (already capped by the batch's)."""
         result = self._sandbox(limits).run(
-            task.code, args=task.args, stdin=task.stdin, timeout=limits.timeout
+            task.code,
+            args=task.args,
+            stdin=task.stdin,
+            timeout=limits.timeout,
+            files=dict(task.files),
         )
         return TaskResult.from_run(task.id, result)

@@ -1,11 +1,13 @@
 """Batch tasks and their results: the JSON Lines formats of `agentbox batch`, defined once.
 
 A task is one JSON object per line: `id` (a string or an integer, unique in the batch) and
-`code`, optionally `stdin`, `args` and the per-task limits `timeout`, `memory`, `max_output`
-and `fuel`, each capped by the batch's own. A result is one JSON object per line with the
-task's `id`, the run's `exit_code`, `stdout`, `stderr`, `limit`, `duration_ms`, `skill_calls`,
-`truncated` and `message`, and `error` (null unless the task could not be run at all: a
-malformed line, a bad field, a worker that died twice on it).
+`code`, optionally `stdin`, `args`, `files` (read-only inputs under /input, as MCP's `files`:
+`[{"name": ..., "text" or "base64": ...}]`) and the per-task limits `timeout`, `memory`,
+`max_output` and `fuel`, each capped by the batch's own. A result is one JSON object per line
+with the task's `id`, the run's `exit_code`, `stdout`, `stderr`, `limit`, `duration_ms`,
+`skill_calls`, `truncated`, `message`, `files` (what the task left in /output, base64) and
+`files_dropped`, and `error` (null unless the task could not be run at all: a malformed line,
+a bad field, a worker that died twice on it).
 """
 
 import dataclasses
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentbox.errors import UsageError
+from agentbox.input_files import from_wire, guest_path
 from agentbox.limits import Limits, parse_size
 from agentbox.result import RunResult
 
@@ -37,6 +40,8 @@ class Task:
     code: str
     stdin: str = ""
     args: tuple[str, ...] = ()
+    files: tuple[tuple[str, bytes], ...] = ()
+    """Read-only inputs: (path under /input, bytes)."""
     timeout: float | None = None
     memory: int | None = None
     max_output: int | None = None
@@ -57,8 +62,6 @@ class Task:
         task_id = data["id"]
         if isinstance(task_id, bool) or not isinstance(task_id, str | int):
             raise TaskError(f"'id' must be a string or an integer, not {_json_type(task_id)}")
-        if "files" in data:
-            raise TaskError("'files' is not supported yet: tasks carry code, stdin and args")
         code = data.get("code")
         if not isinstance(code, str):
             raise TaskError(f"'code' must be a string, not {_json_type(code)}")
@@ -68,6 +71,13 @@ class Task:
         args = data.get("args", [])
         if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
             raise TaskError("'args' must be a list of strings")
+        try:
+            files = tuple(
+                (guest_path(name), content)
+                for name, content in from_wire(data.get("files", [])).items()
+            )
+        except UsageError as error:
+            raise TaskError(f"'files': {error.message}") from None
         limits: dict[str, Any] = {}
         for name in _LIMIT_FIELDS:
             value = data.get(name)
@@ -77,13 +87,14 @@ class Task:
                 limits[name] = _limit_value(name, value)
             except UsageError as error:
                 raise TaskError(f"'{name}': {error.message}") from None
-        return cls(id=task_id, code=code, stdin=stdin, args=tuple(args), **limits)
+        return cls(id=task_id, code=code, stdin=stdin, args=tuple(args), files=files, **limits)
 
     def limits_within(self, caps: Limits) -> Limits:
         """This task's limits, each capped by the batch's (`caps`); invalid ones raise."""
         fuel = caps.fuel if self.fuel is None else min(self.fuel, caps.fuel or self.fuel)
         try:
-            return Limits(
+            return dataclasses.replace(
+                caps,
                 timeout=min(self.timeout or caps.timeout, caps.timeout),
                 memory=min(self.memory or caps.memory, caps.memory),
                 max_output=min(
@@ -136,6 +147,8 @@ class TaskResult:
     skill_calls: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
     message: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    files_dropped: int = 0
     error: str | None = None
     line: int | None = None
     """The input line, for a result whose line had no usable id."""
@@ -154,7 +167,7 @@ class TaskResult:
 
     @classmethod
     def from_run(cls, task_id: TaskId, result: RunResult) -> "TaskResult":
-        data = result.to_json()
+        data = result.to_json(file_contents=True)
         return cls(
             id=task_id,
             exit_code=int(result.exit_code),
@@ -165,6 +178,8 @@ class TaskResult:
             skill_calls=data["skill_calls"],
             truncated=result.truncated,
             message=result.message,
+            files=data["files"],
+            files_dropped=result.files_dropped,
         )
 
     @classmethod

@@ -140,6 +140,7 @@ def batch(
     from agentbox.batch.runner import BatchSettings
     from agentbox.cli.options import parse_env
     from agentbox.config import load_config
+    from agentbox.input_files import from_options, load_files
     from agentbox.limits import Limits
 
     if options["confirm_skills"]:
@@ -151,6 +152,7 @@ def batch(
         engine=options["engine"],
         mounts=tuple(options["mounts"]),
         env=tuple(parse_env(options["env"], dict(os.environ)).items()),
+        files=load_files(from_options(options["input_files"]), limits.memory // 2),
         skill_files=tuple(options["skill_files"]),
         skill_commands=tuple(options["skill_commands"]),
         config_path=str(config.path) if config.path else None,

@@ -339,6 +339,8 @@ class ChildProcessEngine:
             raise UsageError(f"the {self.name} engine has no instruction budget: drop --fuel")
         if settings.mounts:
             raise UsageError(f"the {self.name} engine cannot mount directories: drop --mount")
+        if settings.files or request.files:
+            raise UsageError(f"the {self.name} engine has no files: drop --file (wasm only)")
         return run_in_child(self.name, request, settings, skills)
 
     async def run_async(

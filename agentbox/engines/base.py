@@ -44,6 +44,8 @@ class ScriptRequest:
     """`sys.argv[0]` when it differs from `filename` (`-` for `agentbox run -`)."""
     on_output: LiveOutput | None = None
     """Receives the output the run keeps, as the script produces it."""
+    files: Sequence[tuple[str, bytes]] = ()
+    """This run's own input files, added to the sandbox's (the same path: this run's wins)."""
 
 
 @dataclass(frozen=True)

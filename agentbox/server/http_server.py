@@ -34,6 +34,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from agentbox.errors import AgentboxError, UsageError
+from agentbox.input_files import from_wire
 from agentbox.limits import HTTP_HEAD_TIMEOUT_SECONDS, MAX_HTTP_CONNECTIONS, MAX_REQUEST_BYTES
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
@@ -53,6 +55,7 @@ _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "session": str,
     "timeout": (int, float),
     "stdin": str,
+    "files": list,
 }
 
 
@@ -116,6 +119,10 @@ async def _run_request(request: Request) -> dict[str, Any]:
             raise BadRequest(f"field {name!r} has the wrong type")
     if data.get("timeout") is not None and not data["timeout"] > 0:
         raise BadRequest("timeout must be a positive number of seconds")
+    try:
+        data["files"] = from_wire(data.get("files") or [])
+    except UsageError as error:
+        raise BadRequest(str(error)) from None
     return data
 
 
@@ -151,10 +158,11 @@ def create_app(
         timeout = data.get("timeout")
         timeout = min(timeout, max_timeout) if timeout is not None else None
         stdin, session = data.get("stdin") or "", data.get("session")
+        options = {"stdin": stdin, "timeout": timeout, "files": data["files"]}
         with gate.admitted(one_shot=session is None):
             if session is None:
-                return _run_json(sandbox.run(data["code"], stdin=stdin, timeout=timeout), None, [])
-            run = sessions.run(session, data["code"], stdin=stdin, timeout=timeout)
+                return _run_json(sandbox.run(data["code"], **options), None, [])
+            run = sessions.run(session, data["code"], **options)
             return _run_json(run.result, session, run.notices)
 
     async def stream(data: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -176,7 +184,7 @@ def create_app(
                 await events.put({"event": "result", **result})
             except ServerBusyError as error:
                 await events.put({"event": "error", "error": str(error), "status": 503})
-            except ValueError as error:  # a bad session id
+            except (ValueError, AgentboxError) as error:  # a bad session id, too big files
                 await events.put({"event": "error", "error": str(error), "status": 400})
             finally:
                 await events.put(None)
@@ -199,7 +207,7 @@ def create_app(
             return _error(str(error), error.status)
         except ServerBusyError as error:  # a cap: every session busy, too many runs held
             return _error(str(error), 503)
-        except ValueError as error:  # a bad session id
+        except (ValueError, AgentboxError) as error:  # a bad session id, too big files
             return _error(str(error), 400)
 
     async def list_sessions(request: Request) -> Response:

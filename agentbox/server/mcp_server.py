@@ -29,6 +29,8 @@ from mcp.types import (
 from pydantic import BaseModel, Field, ValidationError
 
 from agentbox._version import __version__
+from agentbox.errors import AgentboxError
+from agentbox.input_files import from_wire
 from agentbox.limits import MIB
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
@@ -53,6 +55,14 @@ class FileOutput(BaseModel):
     name: str
     size: int
     media_type: str
+
+
+class InputFile(BaseModel):
+    """One input file of a `run_python` call: `text` or `base64` contents."""
+
+    name: str = Field(description="Its path under /input (`data.csv` -> /input/data.csv).")
+    text: str | None = Field(default=None, description="UTF-8 text contents.")
+    base64: str | None = Field(default=None, description="Binary contents, base64.")
 
 
 class RunOutput(BaseModel):
@@ -203,6 +213,13 @@ def create_server(
         stdin: Annotated[
             str | None, Field(description="Text the script reads from sys.stdin.")
         ] = None,
+        files: Annotated[
+            list[InputFile] | None,
+            Field(
+                description="Files the script reads, read-only, under /input (e.g. a CSV to "
+                "analyse); its own files come back from /output."
+            ),
+        ] = None,
         *,
         ctx: Context,
     ) -> Annotated[CallToolResult, RunOutput]:
@@ -210,12 +227,18 @@ def create_server(
         notices: list[str] = []
         report = _progress_report(ctx)
         await warming.wait(report)
+        try:
+            inputs = from_wire([file.model_dump(exclude_none=True) for file in files or ()])
+        except AgentboxError as error:
+            raise ToolError(str(error)) from error
 
         async def execute() -> RunResult:
             if session is None:
-                return await sandbox.run_async(code, stdin=stdin or "", timeout=effective_timeout)
+                return await sandbox.run_async(
+                    code, stdin=stdin or "", timeout=effective_timeout, files=inputs
+                )
             run = await sessions.run_async(
-                session, code, stdin=stdin or "", timeout=effective_timeout
+                session, code, stdin=stdin or "", timeout=effective_timeout, files=inputs
             )
             notices.extend(run.notices)
             return run.result
@@ -223,7 +246,7 @@ def create_server(
         try:
             with gate.admitted(one_shot=session is None):
                 result = await with_progress(execute, report, RUNNING_MESSAGE)
-        except (ServerBusyError, ValueError) as error:
+        except (ServerBusyError, ValueError, AgentboxError) as error:
             raise ToolError(str(error)) from error
         structured = {
             **result.to_json(),

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agentbox.input_files import FilesArgument
 from agentbox.result import RunResult
 from agentbox.server.admission import ServerBusyError
 from agentbox.session import Session
@@ -105,10 +106,12 @@ class SessionManager:
         *,
         stdin: bytes | str = b"",
         timeout: float | None = None,
+        files: FilesArgument = None,
     ) -> SessionRun:
         """Run `code` in the session `session_id`, opening it first if needed."""
         with self._checked_out(session_id) as (session, notices):
-            return SessionRun(session.run(code, stdin=stdin, timeout=timeout), notices)
+            result = session.run(code, stdin=stdin, timeout=timeout, files=files)
+            return SessionRun(result, notices)
 
     async def run_async(
         self,
@@ -117,10 +120,11 @@ class SessionManager:
         *,
         stdin: bytes | str = b"",
         timeout: float | None = None,
+        files: FilesArgument = None,
     ) -> SessionRun:
         """`run` for asyncio hosts (the MCP server): awaited without blocking the loop."""
         with self._checked_out(session_id) as (session, notices):
-            result = await session.run_async(code, stdin=stdin, timeout=timeout)
+            result = await session.run_async(code, stdin=stdin, timeout=timeout, files=files)
             return SessionRun(result, notices)
 
     def close(self, session_id: str) -> bool:

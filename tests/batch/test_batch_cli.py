@@ -1,5 +1,6 @@
 """`agentbox batch` as users run it: the real command in a subprocess, real worker processes."""
 
+import base64
 import fcntl
 import json
 import os
@@ -86,7 +87,7 @@ def test_every_kind_of_task_gets_one_result_line(tmp_path: Path) -> None:
     assert "1 s" in found["loops"]["message"]
     assert found["hog"]["limit"] == "memory" and found["hog"]["exit_code"] == 137
     assert "unknown field 'timout'" in found["typo"]["error"]
-    assert "'files' is not supported yet" in found["files"]["error"]
+    assert "'files': files must be a list" in found["files"]["error"]
     assert "memory must be 64 MiB..4 GiB" in found["tiny"]["error"]
     assert set(results[0]) >= {
         "id",
@@ -293,6 +294,37 @@ def test_skills_env_and_mounts_reach_every_worker(tmp_path: Path) -> None:
     for n in range(6):
         assert found[n]["stdout"] == "5 hi from the host\n", found[n]
         assert [call["name"] for call in found[n]["skill_calls"]] == ["add"]
+
+
+def test_files_in_and_out_of_every_task(tmp_path: Path) -> None:
+    """--file reaches every task, a task's own `files` only that task; /output comes back in
+    the result (base64); the batch's --scratch caps every task."""
+    shared = tmp_path / "shared.txt"
+    shared.write_text("shared")
+    code = (
+        "import os\n"
+        "names = sorted(os.listdir('/input'))\n"
+        "open('/output/names.txt', 'w').write(' '.join(names))\n"
+        "print(open('/input/shared.txt').read())\n"
+    )
+    tasks = write_tasks(
+        tmp_path / "tasks.jsonl",
+        [
+            {"id": "own", "code": code, "files": [{"name": "own.csv", "text": "a,b"}]},
+            {"id": "plain", "code": code},
+            {"id": "full", "code": "open('/tmp/x', 'wb').write(bytes(2_000_000))"},
+        ],
+    )
+    out = tmp_path / "results.jsonl"
+    result = run_cli("batch", str(tasks), "-o", str(out), "--file", str(shared), "--scratch", "1M")
+    assert result.returncode == 0, result.stderr
+    found = by_id(read_results(out))
+    for task_id, names in (("own", b"own.csv shared.txt"), ("plain", b"shared.txt")):
+        assert found[task_id]["stdout"] == "shared\n", found[task_id]
+        (returned,) = found[task_id]["files"]
+        assert returned["name"] == "names.txt" and base64.b64decode(returned["base64"]) == names
+        assert found[task_id]["files_dropped"] == 0
+    assert found["full"]["exit_code"] == 1 and "No space left" in found["full"]["stderr"]
 
 
 def test_the_guest_compiles_once_with_a_progress_line(tmp_path: Path) -> None:

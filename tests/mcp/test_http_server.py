@@ -147,6 +147,10 @@ def test_list_and_close_sessions(server: Server) -> None:
         ({"code": "pass", "timeout": True}, "'timeout' has the wrong type"),
         ({"code": "pass", "extra": 1}, "unknown fields: extra"),
         ({"code": "pass", "session": ""}, "non-empty"),
+        ({"code": "pass", "files": {"a": "b"}}, "'files' has the wrong type"),
+        ({"code": "pass", "files": [{"name": "a"}]}, "one of `text` or `base64`"),
+        ({"code": "pass", "files": [{"name": "/etc/x", "text": ""}]}, "must lie under /input/"),
+        ({"code": "pass", "files": [{"name": "a", "text": "", "x": 1}]}, "`text` or `base64`"),
     ],
 )
 def test_bad_requests_get_400(server: Server, body: Any, message: str) -> None:
@@ -178,3 +182,12 @@ def test_run_returns_output_files_in_the_json(server: Server) -> None:
     assert files["red.png"]["media_type"] == "image/png"
     assert base64.b64decode(files["red.png"]["base64"]) == png_bytes()
     assert base64.b64decode(files["summary.txt"]["base64"]) == b"total 8\n"
+
+
+def test_run_takes_input_files(server: Server) -> None:
+    body = server.run(
+        "print(open('/input/in.txt').read(), open('/input/b', 'rb').read())",
+        files=[{"name": "in.txt", "text": "hé"}, {"name": "b", "base64": "AAE="}],
+    )
+    assert body["exit_code"] == 0, body
+    assert body["stdout"] == "hé b'\\x00\\x01'\n"

@@ -79,7 +79,7 @@ def test_initialize_and_list_tools(client: Client) -> None:
     assert set(tools) == {"run_python", "list_sessions", "close_session", "list_skills"}
     run_schema = tools["run_python"].input_schema
     assert run_schema["required"] == ["code"]
-    assert set(run_schema["properties"]) == {"code", "session", "timeout", "stdin"}
+    assert set(run_schema["properties"]) == {"code", "session", "timeout", "stdin", "files"}
     assert run_schema["properties"]["code"]["type"] == "string"
     assert tools["close_session"].input_schema["required"] == ["session"]
     output = tools["run_python"].output_schema
@@ -451,11 +451,57 @@ def test_run_python_returns_a_png_as_image_content_and_text_as_a_resource(client
     assert [f["name"] for f in result.structured_content["files"]] == ["red.png", "summary.txt"]
 
 
-def test_a_session_keeps_its_output_folder_across_calls(client: Client) -> None:
-    client.run("open('/output/kept.bin', 'wb').write(bytes(range(256)))", session="files")
+def test_a_session_keeps_its_output_folder_and_returns_each_file_once(client: Client) -> None:
+    """A file comes back in the call that made it, stays in /output for later calls, and
+    comes back again only when changed."""
+    first = client.run("open('/output/kept.bin', 'wb').write(bytes(range(256)))", session="files")
     later = client.run("print(sorted(__import__('os').listdir('/output')))", session="files")
-    blobs = [block.resource for block in later.content if block.type == "resource"]
-    assert [(blob.uri, blob.mime_type) for blob in blobs] == [
-        ("agentbox://output/kept.bin", "application/octet-stream")
-    ]
+    changed = client.run("open('/output/kept.bin', 'ab').write(b'!')", session="files")
+
+    def blobs(result: CallToolResult) -> list[tuple[str, str | None]]:
+        return [
+            (str(block.resource.uri), block.resource.mime_type)
+            for block in result.content
+            if block.type == "resource"
+        ]
+
+    assert blobs(first) == [("agentbox://output/kept.bin", "application/octet-stream")]
     assert later.content[0].text == "['kept.bin']"
+    assert blobs(later) == [] and later.structured_content["files"] == []
+    assert blobs(changed) == [("agentbox://output/kept.bin", "application/octet-stream")]
+    assert changed.structured_content["files"][0]["size"] == 257
+
+
+def test_files_argument_puts_inputs_under_input(client: Client) -> None:
+    import base64
+
+    code = (
+        "import os\n"
+        "print(open('/input/data.csv').read().strip(), open('/input/raw/b.bin', 'rb').read())\n"
+        "print(sorted(os.listdir('/input')))"
+    )
+    files = [
+        {"name": "data.csv", "text": "a,b\n1,2\n"},
+        {"name": "/input/raw/b.bin", "base64": base64.b64encode(b"\x00\xff").decode()},
+    ]
+    result = client.run(code, files=files)
+    assert not result.is_error, result.content
+    assert result.content[0].text == "a,b\n1,2 b'\\x00\\xff'\n['data.csv', 'raw']"
+    again = client.run("import os; print(os.listdir('/input'))")
+    assert again.content[0].text == "[]"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([{"name": "x", "base64": "not base64!"}], "not valid base64"),
+        ([{"name": "../etc/passwd", "text": "x"}], "must lie under /input/"),
+        ([{"name": "x", "text": "a", "base64": "YQ=="}], "one of `text` or `base64`"),
+    ],
+)
+def test_bad_files_are_one_line_tool_errors(
+    client: Client, files: list[dict[str, str]], message: str
+) -> None:
+    result = client.run("print(1)", files=files)
+    assert result.is_error and message in text(result), text(result)
+    assert text(client.run("print(2)")) == "2"

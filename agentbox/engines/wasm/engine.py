@@ -10,7 +10,7 @@ returns to WebAssembly. Its Store is never used again.
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +72,15 @@ def _call_arguments(request: ScriptRequest, keep_globals: bool) -> tuple[str, bo
     for name, value in fields.items():
         setattr(context, name, value)
     return source, keep_globals, context
+
+
+def _inputs(
+    sandbox_files: Sequence[tuple[str, bytes]], run_files: Sequence[tuple[str, bytes]]
+) -> Sequence[tuple[str, bytes]]:
+    """The files /input holds for this run: the sandbox's, then this run's over them."""
+    if not run_files:
+        return sandbox_files
+    return tuple(sorted({**dict(sandbox_files), **dict(run_files)}.items()))
 
 
 def _stdin_reader(request: ScriptRequest) -> StdinReader | None:
@@ -246,7 +255,7 @@ class GuestInstance:
             stdin=_stdin_reader(request),
             files=outputs.files,
             scratch=limits.scratch,
-            inputs=self._inputs,
+            inputs=_inputs(self._inputs, request.files),
         )
 
         def work() -> None:

@@ -44,7 +44,7 @@ def _error(code: int, path: object = None) -> OSError:
 
 
 class _Node:
-    __slots__ = ("data", "entries", "ino", "links", "mtime", "opened")
+    __slots__ = ("data", "entries", "ino", "links", "mtime", "opened", "version")
 
     def __init__(self, ino: int, folder: bool) -> None:
         self.ino = ino
@@ -53,6 +53,7 @@ class _Node:
         self.mtime = time.time()
         self.links = 1
         self.opened = 0
+        self.version = 0  # counts changes, so a session returns a file again only when changed
 
 
 def _access(flags: int) -> tuple[bool, bool]:
@@ -93,6 +94,8 @@ class ScratchFS:
         self.nodes = 0
         self.limit: int | None = None
         self.inputs_loaded = False
+        # What /output held when it was last handed to the host: path -> (inode, version).
+        self.sent: dict[str, tuple[int, int]] = {}
 
     # -- accounting ---------------------------------------------------------------------------
     def _new(self, folder: bool) -> _Node:
@@ -178,8 +181,10 @@ class ScratchFS:
         return folder, parts[-1]
 
     def _load_inputs(self) -> None:
-        """The run's input files (`--file`), asked of the host the first time /input is used."""
+        """The run's input files (`--file`), asked of the host the first time /input is used
+        in each run (a session's call may bring files of its own: /input is that call's)."""
         self.inputs_loaded = True
+        self.roots[INPUT_ROOT].entries.clear()  # type: ignore[union-attr]
         for guest_path, text in self.input_source():
             parts = [part for part in guest_path[len(INPUT_ROOT) :].split("/") if part]
             folder = self.roots[INPUT_ROOT]
@@ -226,6 +231,7 @@ class ScratchFS:
             if flags & os.O_TRUNC and node.entries is None:
                 self.used -= len(node.data)
                 node.data = bytearray()
+                node.version += 1
         fd = self._next_fd
         self._next_fd += 1
         self.fds[fd] = _Open(node, flags, path)
@@ -270,6 +276,7 @@ class ScratchFS:
         node.data[entry.position : end] = view
         entry.position = end
         node.mtime = time.time()
+        node.version += 1
         return len(view)
 
     def truncate(self, node: _Node, length: int, path: object = None) -> None:
@@ -286,6 +293,7 @@ class ScratchFS:
             self.used -= len(node.data) - length
             del node.data[length:]
         node.mtime = time.time()
+        node.version += 1
 
     def stat(self, node: _Node) -> os.stat_result:
         folder = node.entries is not None
@@ -342,16 +350,16 @@ class ScratchFS:
         del old_parent.entries[old_name]  # type: ignore[attr-defined]
         new_parent.entries[new_name] = node  # type: ignore[index]
 
-    def files(self, root: str) -> list[tuple[str, bytes]]:
-        """Every regular file under `root`, as (path relative to it, bytes), sorted."""
-        found: list[tuple[str, bytes]] = []
+    def files(self, root: str) -> list[tuple[str, _Node]]:
+        """Every regular file under `root`, as (path relative to it, node), sorted."""
+        found: list[tuple[str, _Node]] = []
         stack = [("", self.roots[root])]
         while stack:
             prefix, folder = stack.pop()
             for name, node in sorted(folder.entries.items()):  # type: ignore[union-attr]
                 relative = f"{prefix}{name}"
                 if node.entries is None:
-                    found.append((relative, node.data))
+                    found.append((relative, node))
                 else:
                     stack.append((relative + "/", node))
         found.sort()
@@ -678,18 +686,23 @@ def begin_run(fresh: bool) -> None:
     if fresh and (FS.nodes or FS.fds):
         FS.reset()
     FS.limit = None
-    if fresh:
-        FS.inputs_loaded = False
+    FS.inputs_loaded = False
     tempfile.tempdir = SCRATCH_ROOT
 
 
 def send_outputs(send) -> None:
-    """Hand every file in /output to the host, in pieces; `send(name, data, first)` returns
-    False when the host keeps no more of that file."""
+    """Hand the files in /output that are new or changed since they were last handed over (a
+    session's earlier call returned the others) to the host, in pieces; `send(name, data,
+    first)` returns False when the host keeps no more of that file."""
     if not FS.roots[OUTPUT_ROOT].entries:
+        FS.sent = {}
         return
-    for name, data in FS.files(OUTPUT_ROOT):
-        view = memoryview(data)
+    current = FS.files(OUTPUT_ROOT)
+    sent, FS.sent = FS.sent, {name: (node.ino, node.version) for name, node in current}
+    for name, node in current:
+        if sent.get(name) == (node.ino, node.version):
+            continue
+        view = memoryview(node.data)
         if not send(name, "", True):
             continue
         for start in range(0, len(view), _HOST_CALL_BYTES):
