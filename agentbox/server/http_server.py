@@ -14,6 +14,7 @@ summarised (`agentbox.server.log_summary`) instead of one line per request.
 """
 
 import asyncio
+import codecs
 import hmac
 import json
 import socket
@@ -37,6 +38,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from agentbox.errors import AgentboxError, UsageError
 from agentbox.input_files import from_wire
 from agentbox.limits import HTTP_HEAD_TIMEOUT_SECONDS, MAX_HTTP_CONNECTIONS, MAX_REQUEST_BYTES
+from agentbox.output import OutputCallback
 from agentbox.result import RunResult
 from agentbox.sandbox import Sandbox
 from agentbox.server.admission import Admission, ServerBusyError
@@ -49,6 +51,7 @@ from agentbox.server.warming import Warming
 # while the run goes on, then the result.
 STREAM_MEDIA_TYPE = "application/x-ndjson"
 RUNNING_MESSAGE = "running"
+STREAMS = ("stdout", "stderr")
 
 _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "code": str,
@@ -154,11 +157,16 @@ def create_app(
     gate = Admission()
     warming = warming if warming is not None else Warming(sandbox)
 
-    def execute(data: dict[str, Any]) -> dict[str, Any]:
+    def execute(data: dict[str, Any], on_output: OutputCallback | None = None) -> dict[str, Any]:
         timeout = data.get("timeout")
         timeout = min(timeout, max_timeout) if timeout is not None else None
         stdin, session = data.get("stdin") or "", data.get("session")
-        options = {"stdin": stdin, "timeout": timeout, "files": data["files"]}
+        options = {
+            "stdin": stdin,
+            "timeout": timeout,
+            "files": data["files"],
+            "on_output": on_output,
+        }
         with gate.admitted(one_shot=session is None):
             if session is None:
                 return _run_json(sandbox.run(data["code"], **options), None, [])
@@ -175,11 +183,21 @@ def create_app(
             elapsed = round(time.monotonic() - started, 3)
             await events.put({"event": "progress", "elapsed_seconds": elapsed, "message": message})
 
+        loop = asyncio.get_running_loop()
+        decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in STREAMS}
+
+        def on_output(name: str, data: bytes) -> None:
+            """On the run's thread: each piece of output as an event, in order."""
+            event = {"event": "output", "stream": name, "data": decoders[name].decode(data)}
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
         async def produce() -> None:
             try:
                 await warming.wait(report)
                 result = await with_progress(
-                    lambda: anyio.to_thread.run_sync(execute, data), report, RUNNING_MESSAGE
+                    lambda: anyio.to_thread.run_sync(execute, data, on_output),
+                    report,
+                    RUNNING_MESSAGE,
                 )
                 await events.put({"event": "result", **result})
             except ServerBusyError as error:

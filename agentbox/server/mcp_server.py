@@ -37,7 +37,7 @@ from agentbox.sandbox import Sandbox
 from agentbox.server.admission import Admission, ServerBusyError
 from agentbox.server.mcp_files import file_blocks
 from agentbox.server.mcp_stdio import InvalidRequest, RequestTooLarge, stdio_streams
-from agentbox.server.progress import ProgressReport, with_progress
+from agentbox.server.progress import OutputSoFar, ProgressReport, with_progress
 from agentbox.server.sessions import MAX_SESSION_ID_LENGTH, SessionManager
 from agentbox.server.warming import Warming
 
@@ -165,7 +165,9 @@ def _progress_report(ctx: Context) -> ProgressReport | None:
 
     async def report(_elapsed: float, message: str) -> None:
         elapsed = time.monotonic() - started
-        await ctx.report_progress(round(elapsed, 3), None, f"{message} ({elapsed:.0f} s)")
+        first, newline, output = message.partition("\n")
+        text = f"{first} ({elapsed:.0f} s){newline}{output}"
+        await ctx.report_progress(round(elapsed, 3), None, text)
 
     return report
 
@@ -232,20 +234,24 @@ def create_server(
         except AgentboxError as error:
             raise ToolError(str(error)) from error
 
+        output = OutputSoFar() if report is not None else None
+        options: dict[str, Any] = {
+            "stdin": stdin or "",
+            "timeout": effective_timeout,
+            "files": inputs,
+            "on_output": output.add if output is not None else None,
+        }
+
         async def execute() -> RunResult:
             if session is None:
-                return await sandbox.run_async(
-                    code, stdin=stdin or "", timeout=effective_timeout, files=inputs
-                )
-            run = await sessions.run_async(
-                session, code, stdin=stdin or "", timeout=effective_timeout, files=inputs
-            )
+                return await sandbox.run_async(code, **options)
+            run = await sessions.run_async(session, code, **options)
             notices.extend(run.notices)
             return run.result
 
         try:
             with gate.admitted(one_shot=session is None):
-                result = await with_progress(execute, report, RUNNING_MESSAGE)
+                result = await with_progress(execute, report, RUNNING_MESSAGE, output)
         except (ServerBusyError, ValueError, AgentboxError) as error:
             raise ToolError(str(error)) from error
         structured = {

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agentbox.input_files import FilesArgument
+from agentbox.output import OutputCallback
 from agentbox.result import RunResult
 from agentbox.server.admission import ServerBusyError
 from agentbox.session import Session
@@ -107,10 +108,13 @@ class SessionManager:
         stdin: bytes | str = b"",
         timeout: float | None = None,
         files: FilesArgument = None,
+        on_output: OutputCallback | None = None,
     ) -> SessionRun:
         """Run `code` in the session `session_id`, opening it first if needed."""
         with self._checked_out(session_id) as (session, notices):
-            result = session.run(code, stdin=stdin, timeout=timeout, files=files)
+            result = session.run(
+                code, stdin=stdin, timeout=timeout, files=files, on_output=on_output
+            )
             return SessionRun(result, notices)
 
     async def run_async(
@@ -121,10 +125,13 @@ class SessionManager:
         stdin: bytes | str = b"",
         timeout: float | None = None,
         files: FilesArgument = None,
+        on_output: OutputCallback | None = None,
     ) -> SessionRun:
         """`run` for asyncio hosts (the MCP server): awaited without blocking the loop."""
         with self._checked_out(session_id) as (session, notices):
-            result = await session.run_async(code, stdin=stdin, timeout=timeout, files=files)
+            result = await session.run_async(
+                code, stdin=stdin, timeout=timeout, files=files, on_output=on_output
+            )
             return SessionRun(result, notices)
 
     def close(self, session_id: str) -> bool:

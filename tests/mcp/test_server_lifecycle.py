@@ -103,6 +103,10 @@ def test_mcp_progress_while_a_long_run_goes_on(
     values = [value for value, _, _ in progress.events]
     assert values == sorted(values) and values[0] > 0
     assert all("running" in (message or "") for _, _, message in progress.events)
+    # The output so far rides on the progress messages, each piece once: 'before' is printed
+    # 3.5 s before the run ends, so a report carries it.
+    outputs = [(message or "").partition("\n")[2] for _, _, message in progress.events]
+    assert "".join(outputs).count("before\n") == 1, progress.events
 
 
 def test_mcp_no_progress_without_a_token(mcp_client: tuple[Any, ClientSession]) -> None:
@@ -230,10 +234,15 @@ def test_cold_cache_serve_listens_before_the_compile(tmp_path: Path) -> None:
 
 
 def test_serve_streams_progress_then_the_result() -> None:
-    """`POST /run` with `Accept: application/x-ndjson`: progress lines, then the result."""
+    """`POST /run` with `Accept: application/x-ndjson`: progress and output lines as the run
+    goes on, then the result."""
     events, _ = _streamed_run(LONG_RUN)
     progress = [event for event in events[:-1] if event["event"] == "progress"]
-    assert len(progress) >= 2 and len(progress) == len(events) - 1, events
+    output = [event for event in events[:-1] if event["event"] == "output"]
+    assert len(progress) >= 2 and len(progress) + len(output) == len(events) - 1, events
+    assert {event["stream"] for event in output} == {"stdout"}
+    assert "".join(event["data"] for event in output) == "before\nafter\n"
+    assert events.index(output[0]) < events.index(progress[-1]), "output arrives live"
     elapsed = [event["elapsed_seconds"] for event in progress]
     assert elapsed == sorted(elapsed)
     assert events[-1]["event"] == "result"
