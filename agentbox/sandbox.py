@@ -199,10 +199,7 @@ class Sandbox:
         elif not isinstance(stdin, bytes | bytearray | memoryview):
             if not callable(getattr(stdin, "read", None)):
                 raise UsageError("stdin must be bytes, str or a binary stream with read()")
-            if self.engine == "wasm":
-                reader, stdin = _stdin_reader(stdin), b""
-            else:  # the fallback engines take their input whole
-                stdin = stdin.read()
+            reader, stdin = _stdin_reader(stdin), b""
         return ScriptRequest(
             source=_source_bytes(code),
             filename=os.fspath(filename),
@@ -231,8 +228,8 @@ class Sandbox:
         """Run `code` as `python FILENAME ARGS...` would, in a fresh sandbox.
 
         `stdin`: bytes or text the script reads from `sys.stdin`, or a binary stream (a file,
-        a pipe) it reads on demand, as it asks for input (wasm engine; the fallbacks read it
-        whole first). `timeout` overrides the sandbox's wall-clock limit for this run only.
+        a pipe) it reads on demand, as it asks for input (the fallback engines on Windows read
+        it whole first). `timeout` overrides the sandbox's wall-clock limit for this run only.
         `on_output(stream, data)` receives output while the run goes on: `stream` is
         `"stdout"` or `"stderr"`, `data` the bytes the script flushed (its lines, as it prints
         them), in the order written, within `max_output`; the result still holds all of it. It

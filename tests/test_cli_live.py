@@ -61,26 +61,39 @@ def script(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def test_open_stdin_pipe_does_not_delay_a_script_that_never_reads_it(tmp_path: Path) -> None:
+ENGINES = ["wasm", "restricted", "asteval"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_open_stdin_pipe_does_not_delay_a_script_that_never_reads_it(
+    tmp_path: Path, engine: str
+) -> None:
     # Before: the CLI read stdin to its end first, so this waited for the whole --timeout and
-    # exited 124. A 10-minute timeout makes the old behaviour a hang the guard catches.
-    with spawned("run", "--timeout", "600", script(tmp_path, "print('done')")) as process:
+    # exited 124 (the fallback engines: forever). A 10-minute timeout makes the old behaviour a
+    # hang the guard catches.
+    command = ("run", "--engine", engine, "--timeout", "600", script(tmp_path, "print('done')"))
+    with spawned(*command) as process:
         code, out, err = finish(process)
     assert (code, out, err) == (0, b"done\n", b"")
 
 
-def test_script_reads_stdin_on_demand_line_by_line(tmp_path: Path) -> None:
+# asteval has `sys` without an import, and no `input()`.
+_IMPORT_SYS = {"asteval": ""}
+_INPUT = {"asteval": "sys.stdin.readline().rstrip()"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_script_reads_stdin_on_demand_line_by_line(tmp_path: Path, engine: str) -> None:
     """Each line the caller writes is read by the script as it arrives, while stdin stays
     open: the script answers a line before the next one is sent."""
     source = (
-        "import sys\n"
-        "print('name?', flush=True)\n"
-        "print('hello', input(), flush=True)\n"
-        "print(sys.stdin.readline().upper(), end='', flush=True)\n"
+        _IMPORT_SYS.get(engine, "import sys\n") + "print('name?', flush=True)\n"
+        f"print('hello', {_INPUT.get(engine, 'input()')}, flush=True)\n"
+        "print(sys.stdin.readline().upper().rstrip(), flush=True)\n"
         "print(sys.stdin.buffer.read(3), flush=True)\n"
         "print([line for line in sys.stdin])\n"
     )
-    with spawned("run", script(tmp_path, source)) as process:
+    with spawned("run", "--engine", engine, script(tmp_path, source)) as process:
         assert process.stdin is not None and process.stdout is not None
         assert process.stdout.readline() == b"name?\n"
         process.stdin.write(b"bob\n")
@@ -98,10 +111,11 @@ def test_script_reads_stdin_on_demand_line_by_line(tmp_path: Path) -> None:
     assert (code, out, err) == (0, b"['x\\n', 'y\\n']\n", b"")
 
 
-def test_a_read_blocked_on_a_silent_pipe_ends_at_the_timeout(tmp_path: Path) -> None:
-    with spawned(
-        "run", "--timeout", "2", script(tmp_path, "print('waiting', flush=True)\ninput()")
-    ) as process:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_read_blocked_on_a_silent_pipe_ends_at_the_timeout(tmp_path: Path, engine: str) -> None:
+    text = f"print('waiting', flush=True)\n{_INPUT.get(engine, 'input()')}"
+    source = script(tmp_path, text)
+    with spawned("run", "--engine", engine, "--timeout", "2", source) as process:
         code, out, err = finish(process)
     assert code == ExitCode.TIMEOUT
     assert out == b"waiting\n"

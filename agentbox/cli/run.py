@@ -84,16 +84,12 @@ def _read_script(script: str, timeout: float) -> tuple[bytes, str]:
         raise UsageError(f"cannot read {script!r}: {error.strerror or error}") from None
 
 
-def _script_stdin(script: str, timeout: float, engine: str) -> "bytes | live.HostStdin":
-    """What the script's `sys.stdin` reads: the host's stdin, on demand (the wasm engine), or
-    read whole first when piped (the fallback engines). Empty after `-` took the script."""
+def _script_stdin(script: str) -> "bytes | live.HostStdin":
+    """What the script's `sys.stdin` reads: the host's stdin, on demand (the fallback engines
+    on Windows read it whole first). Empty after `-` took the script."""
     if script == "-":
         return b""
-    if engine == "wasm":
-        return live.host_stdin() or b""
-    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
-        return b""
-    return _read_stdin(timeout, "the script's input")
+    return live.host_stdin() or b""
 
 
 def _echo_json(payload: dict[str, Any]) -> None:
@@ -213,7 +209,7 @@ def _run(
     sandbox = build_sandbox(ctx, progress=echo_progress, **options)
     timeout = sandbox.limits.timeout
     source, filename = _read_script(script, timeout)
-    stdin = _script_stdin(script, timeout, sandbox.engine)
+    stdin = _script_stdin(script)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # what agentbox said so far comes before the script's output
     return sandbox.run(

@@ -125,6 +125,53 @@ def _finished(exit_code: int, error_type: str) -> _Outcome:
     return _Outcome(exit_code)
 
 
+def _stdin_init(
+    request: ScriptRequest, pipe: tuple[int, int] | None, timeout: float
+) -> dict[str, Any]:
+    """How the child finds the script's stdin: a pipe (its read end, then fed by a thread of
+    ours), or the bytes themselves (what arrived within `timeout`, where there is no pipe)."""
+    reader = request.stdin_reader
+    if pipe is None:
+        data = request.stdin if reader is None else _read_within(reader, timeout)
+        return {"stdin": base64.b64encode(data).decode("ascii")}
+    read_end, write_end = pipe
+    source = reader if reader is not None else io.BytesIO(request.stdin).read
+    threading.Thread(
+        target=_feed_stdin, args=(source, write_end), name="agentbox-stdin", daemon=True
+    ).start()
+    return {"stdin_fd": read_end}
+
+
+def _read_within(read: Callable[[int], bytes], timeout: float) -> bytes:
+    """What `read` yields until its end or `timeout` (a pipe left open is not waited for)."""
+    chunks: list[bytes] = []
+
+    def collect() -> None:
+        with contextlib.suppress(OSError):
+            while data := read(65536):
+                chunks.append(data)
+
+    collector = threading.Thread(target=collect, name="agentbox-stdin", daemon=True)
+    collector.start()
+    collector.join(timeout)
+    return b"".join(chunks)
+
+
+def _feed_stdin(read: Callable[[int], bytes], write_end: int) -> None:
+    """Copy the caller's stdin into the child's pipe as it arrives, until its end or the
+    child's (a write to a pipe nobody reads fails). This thread alone closes `write_end`,
+    so its number is never reused under it."""
+    try:
+        while data := read(65536):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_end, view) :]
+    except OSError:
+        pass
+    finally:
+        os.close(write_end)
+
+
 class _ChildRun:
     """One run: the child process, its reader threads and the frame loop."""
 
@@ -135,6 +182,9 @@ class _ChildRun:
         self._frames: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue()
         self._stderr_tail = bytearray()
         self._warned = False
+        # POSIX: the script's stdin is a pipe of its own, fed as the caller's stdin yields data,
+        # so a script that never reads it never waits for it. Elsewhere it is read whole first.
+        stdin_pipe = os.pipe() if os.name == "posix" else None
         self.process = subprocess.Popen(
             child_command(),
             stdin=subprocess.PIPE,
@@ -142,6 +192,7 @@ class _ChildRun:
             stderr=subprocess.PIPE,
             env=_child_environment(),
             start_new_session=os.name == "posix",
+            pass_fds=stdin_pipe[:1] if stdin_pipe else (),
         )
         assert self.process.stdin and self.process.stdout and self.process.stderr
         self._to_child: BinaryIO = self.process.stdin  # type: ignore[assignment]
@@ -153,10 +204,12 @@ class _ChildRun:
             "filename": request.filename,
             "argv0": request.argv0 or request.filename,
             "args": list(request.args),
-            "stdin": base64.b64encode(request.stdin).decode("ascii"),
+            **_stdin_init(request, stdin_pipe, settings.limits.timeout),
             "memory": settings.limits.memory,
             "max_output": settings.limits.max_output,
         }
+        if stdin_pipe is not None:
+            os.close(stdin_pipe[0])  # the child's now
         self._send(b"I", json.dumps(init).encode())
 
     def _read_frames(self, stream: BinaryIO) -> None:
@@ -452,7 +505,8 @@ class Script:
     source: bytes
     filename: str
     argv: list[str]
-    stdin: str
+    stdin: IO[str]
+    """A pipe read as the script asks (POSIX), or the whole input in memory."""
 
 
 class ChildHost:
@@ -575,6 +629,13 @@ def _fill_descriptor_table() -> int:
     return top + 1
 
 
+def _script_stdin(init: dict[str, Any]) -> IO[str]:
+    """Opened before the OS layer closes the door on opening anything."""
+    if "stdin_fd" in init:
+        return open(int(init["stdin_fd"]), encoding="utf-8", errors="replace")
+    return io.StringIO(base64.b64decode(init["stdin"]).decode("utf-8", "replace"))
+
+
 def child_main() -> None:
     """Entry point of the child process (see `_BOOTSTRAP`)."""
     # Keep the protocol pipes away from fds 0 and 1 so nothing can write into the protocol.
@@ -598,7 +659,7 @@ def child_main() -> None:
         source=base64.b64decode(init["source"]),
         filename=str(init["filename"]),
         argv=[str(init.get("argv0", init["filename"])), *map(str, init["args"])],
-        stdin=base64.b64decode(init["stdin"]).decode("utf-8", "replace"),
+        stdin=_script_stdin(init),
     )
     harden(int(init["memory"]))
     if (warning := confinement.apply()) is not None:

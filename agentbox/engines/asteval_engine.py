@@ -8,7 +8,6 @@ memory are the child process's (`_child`), exactly as for the `restricted` engin
 """
 
 import ast
-import io
 import os
 import re
 import sys
@@ -87,9 +86,12 @@ def prepare() -> Callable[[Script, ChildHost], tuple[int, str]]:
     scrub = host_path_scrubber()
 
     def execute(script: Script, host: ChildHost) -> tuple[int, str]:
-        stdin = io.StringIO(script.stdin)
         sys_shim = types.SimpleNamespace(
-            argv=list(script.argv), exit=_exit, stdin=stdin, stdout=host.stdout, stderr=host.stderr
+            argv=list(script.argv),
+            exit=_exit,
+            stdin=script.stdin,
+            stdout=host.stdout,
+            stderr=host.stderr,
         )
         interpreter = _Interpreter(
             nested_symtable=True,

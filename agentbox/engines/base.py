@@ -39,7 +39,7 @@ class ScriptRequest:
     stdin: bytes = b""
     env: Mapping[str, str] = field(default_factory=dict)
     stdin_reader: StdinReader | None = None
-    """Where `sys.stdin` reads on demand instead of `stdin` (wasm engine only)."""
+    """Where `sys.stdin` reads on demand instead of `stdin`."""
     argv0: str | None = None
     """`sys.argv[0]` when it differs from `filename` (`-` for `agentbox run -`)."""
     on_output: LiveOutput | None = None

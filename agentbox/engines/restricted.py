@@ -13,7 +13,6 @@ layer.
 import ast
 import builtins
 import functools
-import io
 import linecache
 import operator
 import string
@@ -195,7 +194,7 @@ class _Policy:
         self.host = host
         self.curator = Curator()
         self.classes: weakref.WeakSet[type] = weakref.WeakSet()
-        self.stdin = io.StringIO(script.stdin)
+        self.stdin = script.stdin
         guarded = self.curator.guarded
         self.sys = ModuleView(
             argv=list(script.argv),
