@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from agentbox.batch.channel import Channel, wait
-from agentbox.batch.runner import BatchSettings, TaskRunner
+from agentbox.batch.runner import BatchSettings, TaskRunner, WorkerStuck
 from agentbox.batch.tasks import Task, TaskResult
 from agentbox.limits import Limits
 
@@ -63,6 +63,8 @@ def serve(connection: Channel) -> None:
         task, limits = message
         try:
             result = runner.run(task, limits)
+        except WorkerStuck:
+            os._exit(1)  # the parent replaces this worker and runs the task on another
         except Exception as error:  # noqa: BLE001 - an agentbox bug: one result, not a crash
             result = TaskResult.failure(
                 task.id, f"agentbox failed: {type(error).__name__}: {error}"

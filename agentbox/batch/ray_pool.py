@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentbox._version import DISTRIBUTION
-from agentbox.batch.runner import BatchSettings, TaskRunner
+from agentbox.batch.runner import BatchSettings, TaskRunner, WorkerStuck
 from agentbox.batch.tasks import Task, TaskResult, id_key
 from agentbox.errors import UsageError
 from agentbox.limits import Limits
@@ -60,6 +60,10 @@ class _Actor:
     def run(self, task: Task, limits: Limits) -> TaskResult:
         try:
             return self.runner.run(task, limits)
+        except WorkerStuck:
+            import os
+
+            os._exit(1)  # the driver replaces this actor and runs its tasks on others
         except Exception as error:  # noqa: BLE001 - an agentbox bug: one result, not a crash
             text = f"agentbox failed: {type(error).__name__}: {error}"
             return TaskResult.failure(task.id, text)

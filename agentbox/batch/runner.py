@@ -2,7 +2,10 @@
 
 The same `TaskRunner` serves a local worker process and a Ray actor, so both modes give the
 same result for the same task. Each task runs in a fresh sandbox instance; the `Sandbox`
-objects (per distinct limits) only hold settings and the loaded, compiled guest.
+objects (per distinct limits) only hold settings and the loaded, compiled guest. A worker runs
+instance after instance, so its engine uses wasmtime's pooling allocator (see
+`agentbox.engines.wasm.pooling`): each instance still starts from the pristine image, in a
+memory slot reused rather than mapped and unmapped each time.
 """
 
 import os
@@ -14,11 +17,17 @@ from agentbox.batch.tasks import Task, TaskResult
 from agentbox.limits import Limits
 
 if TYPE_CHECKING:
+    from agentbox.engines.wasm.pooling import PoolingSettings
     from agentbox.sandbox import Sandbox
     from agentbox.skills import Skill
 
 # Sandboxes kept per worker for distinct per-task limits (memory, output cap, fuel).
 _MAX_SANDBOXES = 16
+
+
+class WorkerStuck(RuntimeError):
+    """Runs abandoned inside host calls hold this worker's memory slots: it cannot run more
+    tasks, and its process should exit (it is replaced, and the task runs on another)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,11 @@ class BatchSettings:
     skill_files: tuple[str, ...] = ()
     skill_commands: tuple[str, ...] = ()
     config_path: str | None = None
+    pooling: bool = True
+    """wasmtime's pooling allocator in each worker (False: a new memory mapping per task)."""
+    resident_memory: int = 0
+    """With pooling, bytes of each slot's memory kept mapped between tasks and reset by
+    copying instead of page faults. 0: measured slower on this project's VM (see docs/batch.md)."""
 
     def skills(self) -> "list[Skill]":
         from agentbox.config import load_config
@@ -75,7 +89,23 @@ class TaskRunner:
         self._skills = settings.skills()
         self._progress = progress
         self._sandboxes: dict[tuple[int, int, int | None], Sandbox] = {}
+        self._pooling = self._use_pooling(settings)
         self._sandbox(settings.limits).warmup()
+
+    @staticmethod
+    def _use_pooling(settings: BatchSettings) -> "PoolingSettings | None":
+        """Pooled slots for one run at a time, as large as the batch's memory cap (no task may
+        ask for more). Not in a process whose engine is already built (it cannot change)."""
+        if not settings.pooling or settings.engine not in ("wasm", "auto"):
+            return None
+        from agentbox.engines.wasm import pooling, runtime
+
+        wanted = pooling.PoolingSettings(
+            slots=pooling.slots_for(1),
+            memory=settings.limits.memory,
+            keep_resident=settings.resident_memory,
+        )
+        return wanted if runtime.use_pooling(wanted) else None
 
     def _sandbox(self, limits: Limits) -> "Sandbox":
         from agentbox.sandbox import Sandbox
@@ -101,6 +131,11 @@ class TaskRunner:
 
     def run(self, task: Task, limits: Limits) -> TaskResult:
         """`task` in a fresh sandbox under `limits` (already capped by the batch's)."""
+        if self._pooling is not None:
+            from agentbox.engines.wasm.pooling import wait_for_a_slot
+
+            if not wait_for_a_slot(self._pooling):
+                raise WorkerStuck("runs stuck in host calls hold every memory slot")
         result = self._sandbox(limits).run(
             task.code, args=task.args, stdin=task.stdin, timeout=limits.timeout
         )
