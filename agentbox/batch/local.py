@@ -177,9 +177,13 @@ class LocalPool:
         return message
 
     def _first_worker(self, stop: threading.Event | None) -> None:
-        """One worker first: it compiles the guest into the cache (with progress) if needed,
-        so the others load it instead of all compiling it at once."""
+        """Start every worker, and wait for the first to be ready, so a worker that cannot
+        start (a bad skills file) is one clear error. They load the guest at once; if the
+        cache lacks it, one compiles it (with progress) and the others wait for it and load
+        it (see `agentbox.batch.runner`)."""
         worker = self._start()
+        while len(self._workers) < self.size:
+            self._start()
         while not worker.ready:
             if stop is not None and stop.is_set():
                 return
@@ -221,8 +225,6 @@ class LocalPool:
                 return
             retries.append(first)
             self._first_worker(stop)
-            while len(self._workers) < self.size:
-                self._start()
             while stop is None or not stop.is_set():
                 idle = [worker for worker in self._workers if worker.work is None]
                 while idle:

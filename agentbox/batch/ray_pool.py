@@ -5,9 +5,11 @@ module imports Ray (the `ray` extra). The driver feeds tasks with back-pressure 
 `IN_FLIGHT` per actor), writes each result once, and when an actor is lost (its node died,
 its process was killed) it starts a replacement wherever Ray can place one and runs the lost
 tasks again on live actors: a task is never lost, and its result is never written twice.
-Each actor runs the same `TaskRunner` as a local worker, so results are the same. The guest
-is compiled once per node, into that node's cache, by the first actor there (with a progress
-line, forwarded to the driver's stderr by Ray).
+Each actor runs the same `TaskRunner` as a local worker, so results are the same. All actors
+start at once, each loading the guest in its constructor while the driver reads tasks; the
+guest is compiled once per node, into that node's cache, by the first actor there to take the
+node's compile lock (with a progress line, forwarded to the driver's stderr by Ray), and the
+node's other actors, waiting for that lock, load it (see `agentbox.batch.runner`).
 """
 
 import contextlib
@@ -112,14 +114,8 @@ class RayPool:
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
         return ray
 
-    def _start(self, node: str | None = None) -> _Member:
-        actor_class = self._actor_class
-        if node is not None:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            strategy = NodeAffinitySchedulingStrategy(node, soft=True)
-            actor_class = actor_class.options(scheduling_strategy=strategy)
-        member = _Member(actor_class.remote(self.settings))
+    def _start(self) -> _Member:
+        member = _Member(self._actor_class.remote(self.settings))
         member.calls[member.handle.ready.remote()] = None
         self._members.append(member)
         return member
@@ -140,22 +136,10 @@ class RayPool:
         written: set[str] = set()
         exhausted = False
         start_failures = 0
-        # One actor per node first: it compiles the guest into that node's cache if needed (with
-        # a progress line), and the node's other actors, started once it is ready, load it.
-        nodes = [
-            node["NodeID"]
-            for node in ray.nodes()
-            if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) >= 1
-        ][: self.size]
-        later = self.size - len(nodes)
         try:
-            for node in nodes:
-                self._start(node)
+            for _ in range(self.size):
+                self._start()
             while stop is None or not stop.is_set():
-                if later and all(member.ready for member in self._members):
-                    for _ in range(later):
-                        self._start()
-                    later = 0
                 for member in self._members:
                     while member.ready and len(member.calls) < IN_FLIGHT:
                         if retries:

@@ -3,13 +3,15 @@
 The same `TaskRunner` serves a local worker process and a Ray actor, so both modes give the
 same result for the same task. Each task runs in a fresh sandbox instance; the `Sandbox`
 objects (per distinct limits) only hold settings and the loaded, compiled guest. A worker runs
-instance after instance, so its engine uses wasmtime's pooling allocator (see
-`agentbox.engines.wasm.pooling`): each instance still starts from the pristine image, in a
-memory slot reused rather than mapped and unmapped each time.
+instance after instance, so it may use wasmtime's pooling allocator (`BatchSettings.pooling`,
+see `agentbox.engines.wasm.pooling`): each instance still starts from the pristine image, in a
+memory slot reused rather than mapped and unmapped each time. Off by default: on this
+project's VM it did not make tasks cheaper (docs/batch.md, Sizing).
 """
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,11 +44,12 @@ class BatchSettings:
     skill_files: tuple[str, ...] = ()
     skill_commands: tuple[str, ...] = ()
     config_path: str | None = None
-    pooling: bool = True
-    """wasmtime's pooling allocator in each worker (False: a new memory mapping per task)."""
+    pooling: bool = False
+    """wasmtime's pooling allocator in each worker, instead of a new memory mapping per task:
+    measure it with `benchmarks/batch.py` (it did not pay on this project's VM)."""
     resident_memory: int = 0
-    """With pooling, bytes of each slot's memory kept mapped between tasks and reset by
-    copying instead of page faults. 0: measured slower on this project's VM (see docs/batch.md)."""
+    """With pooling, bytes of each slot's memory kept mapped between tasks: no page faults
+    there, but freeing rewrites all of them (it cost more than the faults it saved here)."""
 
     def skills(self) -> "list[Skill]":
         from agentbox.config import load_config
@@ -79,6 +82,50 @@ class BatchSettings:
         )
 
 
+def _lock_file(settings: BatchSettings) -> int | None:
+    """An open lock file beside the compiled guest in this machine's cache, if the cache lacks
+    it (None once it is cached, or where the cache folder is unusable: each worker then
+    compiles in memory, as any run would)."""
+    if settings.engine not in ("wasm", "auto"):
+        return None
+    try:
+        import fcntl  # noqa: F401 - not on Windows: no lock there
+
+        from agentbox import native_folders
+        from agentbox.engines.wasm import compile_cache, runtime
+        from agentbox.engines.wasm.guest_image import guest_image
+
+        description = runtime.engine_description(settings.limits.fuel is not None)
+        artifact = compile_cache.artifact_path(guest_image(), description)
+        if artifact.exists():
+            return None
+        if not artifact.parent.exists():
+            native_folders.make_private(artifact.parent)
+        if native_folders.problem(artifact.parent) is not None:
+            return None
+        return os.open(artifact.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except Exception:  # noqa: BLE001 - no lock: at worst two workers both compile
+        return None
+
+
+@contextlib.contextmanager
+def _compile_lock(settings: BatchSettings) -> Iterator[None]:
+    """Held while a worker loads the guest: of the workers that start at once on a machine
+    whose cache lacks it, one compiles it (with its progress line) and the others, waiting
+    here, then load what it cached."""
+    descriptor = _lock_file(settings)
+    if descriptor is None:
+        yield
+        return
+    try:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 class TaskRunner:
     """Runs tasks one at a time in fresh instances, with the guest loaded once (warm)."""
 
@@ -90,7 +137,8 @@ class TaskRunner:
         self._progress = progress
         self._sandboxes: dict[tuple[int, int, int | None], Sandbox] = {}
         self._pooling = self._use_pooling(settings)
-        self._sandbox(settings.limits).warmup()
+        with _compile_lock(settings):
+            self._sandbox(settings.limits).warmup()
 
     @staticmethod
     def _use_pooling(settings: BatchSettings) -> "PoolingSettings | None":

@@ -1,5 +1,6 @@
 """Run as `python tests/batch/pool_scan.py RESIDENT_BYTES` by test_batch_isolation: a batch
-worker's pooled engine, and the host reading every byte of the pool's linear memories.
+worker's pooled engine (`BatchSettings(pooling=True)`), and the host reading every byte of the
+pool's linear memories.
 
 A task computes a secret inside the guest (the host never holds it while the scans run: the
 scanner compares hashes of candidate windows) and writes it everywhere it can: globals,
@@ -123,7 +124,7 @@ def main() -> None:
     resident = int(sys.argv[1])
     limits = Limits(timeout=60, memory=256 * MIB)
     before = big_mappings()
-    runner = TaskRunner(BatchSettings(limits=limits, resident_memory=resident))
+    runner = TaskRunner(BatchSettings(limits=limits, pooling=True, resident_memory=resident))
     pooled = runtime.pooling_in_use()
     # The pool: the mappings of a GiB or more that building the engine added.
     regions = [(a, b) for a, b in big_mappings() - before if b - a >= 1024 * MIB]

@@ -1,8 +1,9 @@
 """No state crosses tasks: a task that tampers with everything it can reach, then the next task
-on the same worker (one worker, so they share its process and its warm sandbox) checks. Batch
-workers use wasmtime's pooling allocator, so the next task's instance reuses the memory slot
+on the same worker (one worker, so they share its process and its warm sandbox) checks. With
+wasmtime's pooling allocator (`pooling=True`), the next task's instance reuses the memory slot
 of the one before: the last test reads that memory from the host."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentbox.batch import run_batch
+from agentbox.batch.api import settings_from
 from agentbox.limits import MIB
 from tests.helpers import PROCESS_HANG_GUARD_SECONDS
 
@@ -67,12 +69,14 @@ CHECK = textwrap.dedent(
 )
 
 
-def test_a_task_sees_nothing_of_the_tampering_task_before_it() -> None:
+@pytest.mark.parametrize("pooling", [False, True], ids=["on-demand", "pooled"])
+def test_a_task_sees_nothing_of_the_tampering_task_before_it(pooling: bool) -> None:
     tasks = []
     for n in range(10):
         tasks.append({"id": f"tamper{n}", "code": TAMPER})
         tasks.append({"id": f"check{n}", "code": CHECK})
-    results = {r.id: r for r in run_batch(tasks, workers=1, timeout=20)}
+    settings = dataclasses.replace(settings_from(timeout=20), pooling=pooling)
+    results = {r.id: r for r in run_batch(tasks, workers=1, settings=settings)}
     assert len(results) == 20
     for n in range(10):
         assert results[f"tamper{n}"].stdout == "tampered\n", results[f"tamper{n}"]
