@@ -33,6 +33,10 @@ IN_FLIGHT = 2
 # A task is tried on at most this many actors before it becomes an error result.
 MAX_ATTEMPTS = 3
 _POLL_SECONDS = 0.25
+# How long the actors of a batch that ended wait, warm, for this process's next batch with the
+# same settings on the same cluster (an eval or RL loop calls `run_batch` again and again)
+# before they are killed and free their CPUs.
+LINGER_SECONDS = 30.0
 
 
 def _ray() -> Any:
@@ -79,6 +83,50 @@ class _Member:
     """Calls in flight: None marks the `ready` call of an actor still starting."""
 
 
+class _Parking:
+    """Actors of finished batches, kept for LINGER_SECONDS for the next batch of this process
+    that asks for the same settings on the same cluster (Ray job), then killed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parked: dict[Any, list[Any]] = {}
+
+    def take(self, key: Any) -> list[Any]:
+        """The actors parked for `key`; any parked for other settings are killed, so their
+        CPUs are free for this batch's new actors."""
+        with self._lock:
+            taken = self._parked.pop(key, [])
+            others, self._parked = list(self._parked.values()), {}
+        for handles in others:
+            self.kill(handles)
+        return taken
+
+    def park(self, key: Any, handles: list[Any]) -> None:
+        with self._lock:
+            self.kill(self._parked.pop(key, []))  # never two sets for one key
+            self._parked[key] = handles
+        timer = threading.Timer(LINGER_SECONDS, self._expire, (key, handles))
+        timer.daemon = True
+        timer.start()
+
+    def _expire(self, key: Any, handles: list[Any]) -> None:
+        with self._lock:
+            if self._parked.get(key) is not handles:
+                return  # taken by a later batch (or replaced)
+            del self._parked[key]
+        self.kill(handles)
+
+    @staticmethod
+    def kill(handles: list[Any]) -> None:
+        ray = _ray()
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                ray.kill(handle)
+
+
+_parking = _Parking()
+
+
 class RayPool:
     """`workers` actors (default: one per CPU of the cluster) on the cluster at `address`."""
 
@@ -120,12 +168,18 @@ class RayPool:
         self._members.append(member)
         return member
 
-    def close(self) -> None:
-        ray = _ray()
+    def close(self, park_key: Any = None) -> None:
+        """Kill the actors, or with `park_key` (a batch that ended: no task in flight) park
+        them for this process's next batch."""
         members, self._members = self._members, []
-        for member in members:
-            with contextlib.suppress(Exception):
-                ray.kill(member.handle)
+        handles = [member.handle for member in members]
+        if park_key is not None:
+            _parking.park(park_key, handles)
+        else:
+            _parking.kill(handles)
+
+    def _park_key(self, ray: Any) -> Any:
+        return (ray.get_runtime_context().get_job_id(), self.settings, self.size)
 
     def run(
         self, items: Iterable[Work | TaskResult], stop: threading.Event | None = None
@@ -136,8 +190,14 @@ class RayPool:
         written: set[str] = set()
         exhausted = False
         start_failures = 0
+        park_key = self._park_key(ray)
+        finished = False
         try:
-            for _ in range(self.size):
+            for handle in _parking.take(park_key):
+                member = _Member(handle)  # warm, but checked like a new one: it may have died
+                member.calls[handle.ready.remote()] = None
+                self._members.append(member)
+            while len(self._members) < self.size:
                 self._start()
             while stop is None or not stop.is_set():
                 for member in self._members:
@@ -156,6 +216,7 @@ class RayPool:
                         member.calls[member.handle.run.remote(*feed[0])] = feed
                 running = any(c for member in self._members for c in member.calls.values())
                 if exhausted and not retries and not running:
+                    finished = True
                     return
                 owner = {ref: member for member in self._members for ref in member.calls}
                 done, _ = ray.wait(list(owner), num_returns=1, timeout=_POLL_SECONDS)
@@ -185,7 +246,7 @@ class RayPool:
                         written.add(key)
                         yield value
         finally:
-            self.close()
+            self.close(park_key if finished else None)
 
     def _lose(
         self, member: _Member, job: tuple[Work, int] | None, retries: deque[tuple[Work, int]]
