@@ -10,19 +10,26 @@ Measured, on the same cores, in rounds that alternate the harnesses:
   enforced by killing it (no isolation: it is the baseline people use);
 - `agentbox batch TASKS -o RESULTS --workers cores`: the real command, end to end (its start
   and its workers' start included);
-- `run_batch(tasks)` from Python, the same work without the command's start;
+- `run_batch(tasks)` from Python, the same work without the command's start, once with each
+  way of allocating instances (`--allocators`): a new memory mapping per task (`on-demand`,
+  the engine's default and the batch's before pooling), wasmtime's pooling allocator
+  (`pooled`, the batch's default), and pooled with each slot's memory kept resident
+  (`resident`, `--resident` bytes);
 - with `--ray`: the same tasks on a Ray cluster started here (`ray start --head`), its actors
   already up (the comparison the target names: within 25% of local mode).
 
 Then the cost of one task inside a worker, broken down (instantiate, the first touch of the
-memory image's pages, the run itself, freeing), measured on the engine's parts directly.
+memory image's pages, the run itself, freeing), measured on the engine's parts directly, for
+each allocator, alternating. Worker CPU per task (user + system time of the worker processes,
+their start included) is printed beside throughput: it moves less with the machine's load.
 
-    python benchmarks/batch.py [--tasks 300] [--rounds 3] [--ray]
+    python benchmarks/batch.py [--tasks 300] [--rounds 3] [--ray] [--allocators ...]
 """
 
 import argparse
 import concurrent.futures
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -200,66 +207,108 @@ def cli_batch(tasks_path: Path, cores: int, extra: list[str] | None = None) -> d
     return {r["id"]: outcome(r) for r in results}
 
 
-def api_batch(tasks: list[dict[str, object]], cores: int) -> dict[str, str]:
+def batch_settings(allocator: str, resident: int):  # type: ignore[no-untyped-def]
+    """The batch's settings with instances allocated the `allocator` way."""
+    from agentbox.batch.api import settings_from
+
+    settings = settings_from(timeout=TIMEOUT_SECONDS)
+    if allocator == "on-demand":
+        return dataclasses.replace(settings, pooling=False)
+    if allocator == "resident":
+        return dataclasses.replace(settings, pooling=True, resident_memory=resident)
+    return dataclasses.replace(settings, pooling=True, resident_memory=0)
+
+
+def api_batch(
+    tasks: list[dict[str, object]], cores: int, allocator: str = "pooled", resident: int = 0
+) -> dict[str, str]:
     from agentbox.batch import run_batch
 
-    results = run_batch(tasks, workers=cores, timeout=TIMEOUT_SECONDS)
+    settings = batch_settings(allocator, resident)
+    results = run_batch(tasks, workers=cores, settings=settings)
     return {str(r.id): outcome(r.to_json()) for r in results}
 
 
+def children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far (a command's workers included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(function, *args):  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
+    """(wall seconds, child CPU seconds, value)."""
+    started, cpu = time.perf_counter(), children_cpu()
     value = function(*args)
-    return time.perf_counter() - started, value
+    return time.perf_counter() - started, children_cpu() - cpu, value
 
 
-def breakdown(tasks: list[dict[str, object]], samples: int) -> dict[str, float]:
-    """Per-task cost inside a worker, in ms (p50), measured on the wasm engine's own parts:
+def breakdown(
+    tasks: list[dict[str, object]], samples: int, allocators: list[str], resident: int
+) -> dict[str, dict[str, float]]:
+    """Per-task cost inside a worker, in ms (p50), per allocator, measured on the wasm
+    engine's own parts (each allocator its own engine, in one process, alternating):
     instantiate (Store + instance), the first run in the instance (which pays the first touch
-    of the copy-on-write memory image), a second run of the same script in that instance (the
-    run itself: its pages are already touched), and dropping the instance (freeing)."""
+    of the memory image's pages), a second run of the same script in that instance (the run
+    itself: its pages are already touched), and dropping the instance (freeing: unmapping, or
+    a pooled slot's reset); and the CPU time of the whole cycle."""
     from agentbox.engines.base import RunSettings, ScriptRequest
     from agentbox.engines.wasm.engine import GuestInstance, _instantiate
-    from agentbox.engines.wasm.runtime import get_runtime
+    from agentbox.engines.wasm.pooling import PoolingSettings, slots_for
+    from agentbox.engines.wasm.runtime import build_runtime
     from agentbox.limits import Limits
     from agentbox.skills import SkillSet
 
-    runtime = get_runtime(False)
     settings = RunSettings(limits=Limits(timeout=TIMEOUT_SECONDS * 5))
+    runtimes = {}
+    for allocator in allocators:
+        pooling = None
+        if allocator != "on-demand":
+            keep = resident if allocator == "resident" else 0
+            pooling = PoolingSettings(slots_for(1), settings.limits.memory, keep)
+        runtimes[allocator] = build_runtime(False, pooling)
     passing = [t for t in tasks if "while True" not in str(t["code"])]
-    rows: dict[str, list[float]] = {k: [] for k in ("instantiate", "first", "second", "free")}
-    faults: list[int] = []
+    keys = ("instantiate", "first", "second", "free", "cpu", "faults")
+    rows: dict[str, dict[str, list[float]]] = {a: {k: [] for k in keys} for a in allocators}
     for n in range(samples):
         request = ScriptRequest(source=str(passing[n % len(passing)]["code"]).encode())
-        started = time.perf_counter()
-        instance = GuestInstance(runtime, settings)
-        with runtime.ticker:  # the deadline instantiation runs under, as in a run
-            runtime.ticker.arm(instance.store, settings.limits.timeout)
-            instance._func = _instantiate(runtime, instance.store, False)
-        instantiated = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        instance.run(request, SkillSet().bind_run())
-        first = time.perf_counter()
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-        instance.run(request, SkillSet().bind_run())
-        second = time.perf_counter()
-        store, func = instance.store, instance._func
-        del instance
-        del store, func
-        gc.collect(0)
-        freed = time.perf_counter()
-        rows["instantiate"].append((instantiated - started) * 1000)
-        rows["first"].append((first - instantiated) * 1000)
-        rows["second"].append((second - first) * 1000)
-        rows["free"].append((freed - second) * 1000)
-    median = {k: statistics.median(v) for k, v in rows.items()}
-    return {
-        "instantiate": median["instantiate"],
-        "first-touch page faults (first run - second run)": median["first"] - median["second"],
-        "run (a second run in the same instance)": median["second"],
-        "free": median["free"],
-        "minor page faults in the first run": statistics.median(faults),
-    }
+        for allocator, runtime in runtimes.items():
+            row = rows[allocator]
+            cpu = time.process_time()
+            started = time.perf_counter()
+            instance = GuestInstance(runtime, settings)
+            with runtime.ticker:  # the deadline instantiation runs under, as in a run
+                runtime.ticker.arm(instance.store, settings.limits.timeout)
+                instance._func = _instantiate(runtime, instance.store, False)
+            instantiated = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            instance.run(request, SkillSet().bind_run())
+            first = time.perf_counter()
+            row["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            instance.run(request, SkillSet().bind_run())
+            second = time.perf_counter()
+            store, func = instance.store, instance._func
+            del instance
+            del store, func
+            gc.collect(0)
+            freed = time.perf_counter()
+            # A cycle without the second run: what one task costs.
+            row["cpu"].append((time.process_time() - cpu) * 1000 - (second - first) * 1000)
+            row["instantiate"].append((instantiated - started) * 1000)
+            row["first"].append((first - instantiated) * 1000)
+            row["second"].append((second - first) * 1000)
+            row["free"].append((freed - second) * 1000)
+    table = {}
+    for allocator, row in rows.items():
+        median = {k: statistics.median(v) for k, v in row.items()}
+        table[allocator] = {
+            "instantiate": median["instantiate"],
+            "first-touch page faults (first run - second run)": median["first"] - median["second"],
+            "run (a second run in the same instance)": median["second"],
+            "free": median["free"],
+            "one task's CPU (instantiate, first run, free)": median["cpu"],
+            "minor page faults in the first run": median["faults"],
+        }
+    return table
 
 
 class RayCluster:
@@ -320,7 +369,19 @@ def main() -> None:
         action="store_true",
         help="skip the python3 -I harness (for long local-vs-Ray runs); compare with local",
     )
+    parser.add_argument(
+        "--allocators",
+        default="on-demand,pooled,resident",
+        help="run_batch() once per allocator (comma-separated: on-demand, pooled, resident)",
+    )
+    parser.add_argument(
+        "--resident", default="32M", help="bytes of each slot kept resident (resident allocator)"
+    )
     args = parser.parse_args()
+    from agentbox.limits import parse_size
+
+    allocators = [a.strip() for a in args.allocators.split(",") if a.strip()]
+    resident = parse_size(args.resident)
 
     tasks = corpus(args.tasks)
     workdir = Path(tempfile.mkdtemp(prefix="agentbox-batch-bench-"))
@@ -329,12 +390,19 @@ def main() -> None:
     cluster = RayCluster(args.cores) if args.ray else None
 
     timings: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     verdicts: dict[str, dict[str, str]] = {}
     harnesses = [
         ("python3 -I per task", lambda: subprocess_harness(tasks, args.cores)),
         ("agentbox batch (command, end to end)", lambda: cli_batch(tasks_path, args.cores)),
-        ("run_batch() (API)", lambda: api_batch(tasks, args.cores)),
     ]
+    for allocator in allocators:
+        harnesses.append(
+            (
+                f"run_batch() (API), {allocator}",
+                lambda allocator=allocator: api_batch(tasks, args.cores, allocator, resident),
+            )
+        )
     if cluster is not None:
         harnesses.append(
             (
@@ -347,8 +415,9 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             for name, harness in harnesses:
-                seconds, verdict = timed(harness)
+                seconds, cpu_seconds, verdict = timed(harness)
                 timings.setdefault(name, []).append(seconds)
+                cpu.setdefault(name, []).append(cpu_seconds)
                 verdicts[name] = verdict
     finally:
         if cluster is not None:
@@ -370,19 +439,25 @@ def main() -> None:
             f"  {name}: pass/fail identical per task: {not differ}"
             + (f" (differ: {differ[:5]})" if differ else "")
         )
-    print(f"\nthroughput on {args.cores} cores, {args.rounds} rounds alternating (median; best):")
+    print(
+        f"\nthroughput on {args.cores} cores, {args.rounds} rounds alternating (median; best);"
+        " CPU: of the harness's processes per task (Ray: the driver's only)"
+    )
     reference = statistics.median(timings[base_name])
     for name, seconds in timings.items():
         median = statistics.median(seconds)
         rate = len(tasks) / median
+        task_cpu = statistics.median(cpu[name]) / len(tasks) * 1000
         print(
             f"  {name:<40} {median:6.2f} s  {rate:7.1f} tasks/s  {rate / args.cores:6.1f} /core"
             f"  x{reference / median:4.2f} vs {base_name[:12]}"
-            f"   (best {len(tasks) / min(seconds):.1f} tasks/s)"
+            f"  CPU {task_cpu:5.2f} ms/task   (best {len(tasks) / min(seconds):.1f} tasks/s)"
         )
-    print("\nper task inside a worker (p50 ms):")
-    for name, value in breakdown(tasks, args.samples).items():
-        print(f"  {name:<52} {value:7.2f}")
+    print(f"\nper task inside a worker (p50 ms; resident: {resident >> 20} MiB kept per slot):")
+    table = breakdown(tasks, args.samples, allocators, resident)
+    print(f"  {'':<52}" + "".join(f"{a:>11}" for a in allocators))
+    for row in next(iter(table.values())):
+        print(f"  {row:<52}" + "".join(f"{table[a][row]:11.2f}" for a in allocators))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from agentbox.batch.channel import Channel, wait
-from agentbox.batch.runner import BatchSettings, TaskRunner
+from agentbox.batch.runner import BatchSettings, TaskRunner, WorkerStuck
 from agentbox.batch.tasks import Task, TaskResult
 from agentbox.limits import Limits
 
@@ -63,6 +63,8 @@ def serve(connection: Channel) -> None:
         task, limits = message
         try:
             result = runner.run(task, limits)
+        except WorkerStuck:
+            os._exit(1)  # the parent replaces this worker and runs the task on another
         except Exception as error:  # noqa: BLE001 - an agentbox bug: one result, not a crash
             result = TaskResult.failure(
                 task.id, f"agentbox failed: {type(error).__name__}: {error}"
@@ -175,9 +177,13 @@ class LocalPool:
         return message
 
     def _first_worker(self, stop: threading.Event | None) -> None:
-        """One worker first: it compiles the guest into the cache (with progress) if needed,
-        so the others load it instead of all compiling it at once."""
+        """Start every worker, and wait for the first to be ready, so a worker that cannot
+        start (a bad skills file) is one clear error. They load the guest at once; if the
+        cache lacks it, one compiles it (with progress) and the others wait for it and load
+        it (see `agentbox.batch.runner`)."""
         worker = self._start()
+        while len(self._workers) < self.size:
+            self._start()
         while not worker.ready:
             if stop is not None and stop.is_set():
                 return
@@ -219,8 +225,6 @@ class LocalPool:
                 return
             retries.append(first)
             self._first_worker(stop)
-            while len(self._workers) < self.size:
-                self._start()
             while stop is None or not stop.is_set():
                 idle = [worker for worker in self._workers if worker.work is None]
                 while idle:

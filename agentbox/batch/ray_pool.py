@@ -5,9 +5,11 @@ module imports Ray (the `ray` extra). The driver feeds tasks with back-pressure 
 `IN_FLIGHT` per actor), writes each result once, and when an actor is lost (its node died,
 its process was killed) it starts a replacement wherever Ray can place one and runs the lost
 tasks again on live actors: a task is never lost, and its result is never written twice.
-Each actor runs the same `TaskRunner` as a local worker, so results are the same. The guest
-is compiled once per node, into that node's cache, by the first actor there (with a progress
-line, forwarded to the driver's stderr by Ray).
+Each actor runs the same `TaskRunner` as a local worker, so results are the same. All actors
+start at once, each loading the guest in its constructor while the driver reads tasks; the
+guest is compiled once per node, into that node's cache, by the first actor there to take the
+node's compile lock (with a progress line, forwarded to the driver's stderr by Ray), and the
+node's other actors, waiting for that lock, load it (see `agentbox.batch.runner`).
 """
 
 import contextlib
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentbox._version import DISTRIBUTION
-from agentbox.batch.runner import BatchSettings, TaskRunner
+from agentbox.batch.runner import BatchSettings, TaskRunner, WorkerStuck
 from agentbox.batch.tasks import Task, TaskResult, id_key
 from agentbox.errors import UsageError
 from agentbox.limits import Limits
@@ -31,6 +33,10 @@ IN_FLIGHT = 2
 # A task is tried on at most this many actors before it becomes an error result.
 MAX_ATTEMPTS = 3
 _POLL_SECONDS = 0.25
+# How long the actors of a batch that ended wait, warm, for this process's next batch with the
+# same settings on the same cluster (an eval or RL loop calls `run_batch` again and again)
+# before they are killed and free their CPUs.
+LINGER_SECONDS = 30.0
 
 
 def _ray() -> Any:
@@ -60,6 +66,10 @@ class _Actor:
     def run(self, task: Task, limits: Limits) -> TaskResult:
         try:
             return self.runner.run(task, limits)
+        except WorkerStuck:
+            import os
+
+            os._exit(1)  # the driver replaces this actor and runs its tasks on others
         except Exception as error:  # noqa: BLE001 - an agentbox bug: one result, not a crash
             text = f"agentbox failed: {type(error).__name__}: {error}"
             return TaskResult.failure(task.id, text)
@@ -71,6 +81,50 @@ class _Member:
     ready: bool = False
     calls: dict[Any, tuple[Work, int] | None] = field(default_factory=dict)
     """Calls in flight: None marks the `ready` call of an actor still starting."""
+
+
+class _Parking:
+    """Actors of finished batches, kept for LINGER_SECONDS for the next batch of this process
+    that asks for the same settings on the same cluster (Ray job), then killed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parked: dict[Any, list[Any]] = {}
+
+    def take(self, key: Any) -> list[Any]:
+        """The actors parked for `key`; any parked for other settings are killed, so their
+        CPUs are free for this batch's new actors."""
+        with self._lock:
+            taken = self._parked.pop(key, [])
+            others, self._parked = list(self._parked.values()), {}
+        for handles in others:
+            self.kill(handles)
+        return taken
+
+    def park(self, key: Any, handles: list[Any]) -> None:
+        with self._lock:
+            self.kill(self._parked.pop(key, []))  # never two sets for one key
+            self._parked[key] = handles
+        timer = threading.Timer(LINGER_SECONDS, self._expire, (key, handles))
+        timer.daemon = True
+        timer.start()
+
+    def _expire(self, key: Any, handles: list[Any]) -> None:
+        with self._lock:
+            if self._parked.get(key) is not handles:
+                return  # taken by a later batch (or replaced)
+            del self._parked[key]
+        self.kill(handles)
+
+    @staticmethod
+    def kill(handles: list[Any]) -> None:
+        ray = _ray()
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                ray.kill(handle)
+
+
+_parking = _Parking()
 
 
 class RayPool:
@@ -108,24 +162,24 @@ class RayPool:
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
         return ray
 
-    def _start(self, node: str | None = None) -> _Member:
-        actor_class = self._actor_class
-        if node is not None:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            strategy = NodeAffinitySchedulingStrategy(node, soft=True)
-            actor_class = actor_class.options(scheduling_strategy=strategy)
-        member = _Member(actor_class.remote(self.settings))
+    def _start(self) -> _Member:
+        member = _Member(self._actor_class.remote(self.settings))
         member.calls[member.handle.ready.remote()] = None
         self._members.append(member)
         return member
 
-    def close(self) -> None:
-        ray = _ray()
+    def close(self, park_key: Any = None) -> None:
+        """Kill the actors, or with `park_key` (a batch that ended: no task in flight) park
+        them for this process's next batch."""
         members, self._members = self._members, []
-        for member in members:
-            with contextlib.suppress(Exception):
-                ray.kill(member.handle)
+        handles = [member.handle for member in members]
+        if park_key is not None:
+            _parking.park(park_key, handles)
+        else:
+            _parking.kill(handles)
+
+    def _park_key(self, ray: Any) -> Any:
+        return (ray.get_runtime_context().get_job_id(), self.settings, self.size)
 
     def run(
         self, items: Iterable[Work | TaskResult], stop: threading.Event | None = None
@@ -136,22 +190,16 @@ class RayPool:
         written: set[str] = set()
         exhausted = False
         start_failures = 0
-        # One actor per node first: it compiles the guest into that node's cache if needed (with
-        # a progress line), and the node's other actors, started once it is ready, load it.
-        nodes = [
-            node["NodeID"]
-            for node in ray.nodes()
-            if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) >= 1
-        ][: self.size]
-        later = self.size - len(nodes)
+        park_key = self._park_key(ray)
+        finished = False
         try:
-            for node in nodes:
-                self._start(node)
+            for handle in _parking.take(park_key):
+                member = _Member(handle)  # warm, but checked like a new one: it may have died
+                member.calls[handle.ready.remote()] = None
+                self._members.append(member)
+            while len(self._members) < self.size:
+                self._start()
             while stop is None or not stop.is_set():
-                if later and all(member.ready for member in self._members):
-                    for _ in range(later):
-                        self._start()
-                    later = 0
                 for member in self._members:
                     while member.ready and len(member.calls) < IN_FLIGHT:
                         if retries:
@@ -168,6 +216,7 @@ class RayPool:
                         member.calls[member.handle.run.remote(*feed[0])] = feed
                 running = any(c for member in self._members for c in member.calls.values())
                 if exhausted and not retries and not running:
+                    finished = True
                     return
                 owner = {ref: member for member in self._members for ref in member.calls}
                 done, _ = ray.wait(list(owner), num_returns=1, timeout=_POLL_SECONDS)
@@ -197,7 +246,7 @@ class RayPool:
                         written.add(key)
                         yield value
         finally:
-            self.close()
+            self.close(park_key if finished else None)
 
     def _lose(
         self, member: _Member, job: tuple[Work, int] | None, retries: deque[tuple[Work, int]]

@@ -2,11 +2,16 @@
 
 The same `TaskRunner` serves a local worker process and a Ray actor, so both modes give the
 same result for the same task. Each task runs in a fresh sandbox instance; the `Sandbox`
-objects (per distinct limits) only hold settings and the loaded, compiled guest.
+objects (per distinct limits) only hold settings and the loaded, compiled guest. A worker runs
+instance after instance, so it may use wasmtime's pooling allocator (`BatchSettings.pooling`,
+see `agentbox.engines.wasm.pooling`): each instance still starts from the pristine image, in a
+memory slot reused rather than mapped and unmapped each time. Off by default: on this
+project's VM it did not make tasks cheaper (docs/batch.md, Sizing).
 """
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,11 +19,17 @@ from agentbox.batch.tasks import Task, TaskResult
 from agentbox.limits import Limits
 
 if TYPE_CHECKING:
+    from agentbox.engines.wasm.pooling import PoolingSettings
     from agentbox.sandbox import Sandbox
     from agentbox.skills import Skill
 
 # Sandboxes kept per worker for distinct per-task limits (memory, output cap, fuel).
 _MAX_SANDBOXES = 16
+
+
+class WorkerStuck(RuntimeError):
+    """Runs abandoned inside host calls hold this worker's memory slots: it cannot run more
+    tasks, and its process should exit (it is replaced, and the task runs on another)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,12 @@ class BatchSettings:
     skill_files: tuple[str, ...] = ()
     skill_commands: tuple[str, ...] = ()
     config_path: str | None = None
+    pooling: bool = False
+    """wasmtime's pooling allocator in each worker, instead of a new memory mapping per task:
+    measure it with `benchmarks/batch.py` (it did not pay on this project's VM)."""
+    resident_memory: int = 0
+    """With pooling, bytes of each slot's memory kept mapped between tasks: no page faults
+    there, but freeing rewrites all of them (it cost more than the faults it saved here)."""
 
     def skills(self) -> "list[Skill]":
         from agentbox.config import load_config
@@ -67,6 +84,50 @@ class BatchSettings:
         )
 
 
+def _lock_file(settings: BatchSettings) -> int | None:
+    """An open lock file beside the compiled guest in this machine's cache, if the cache lacks
+    it (None once it is cached, or where the cache folder is unusable: each worker then
+    compiles in memory, as any run would)."""
+    if settings.engine not in ("wasm", "auto"):
+        return None
+    try:
+        import fcntl  # noqa: F401 - not on Windows: no lock there
+
+        from agentbox import native_folders
+        from agentbox.engines.wasm import compile_cache, runtime
+        from agentbox.engines.wasm.guest_image import guest_image
+
+        description = runtime.engine_description(settings.limits.fuel is not None)
+        artifact = compile_cache.artifact_path(guest_image(), description)
+        if artifact.exists():
+            return None
+        if not artifact.parent.exists():
+            native_folders.make_private(artifact.parent)
+        if native_folders.problem(artifact.parent) is not None:
+            return None
+        return os.open(artifact.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except Exception:  # noqa: BLE001 - no lock: at worst two workers both compile
+        return None
+
+
+@contextlib.contextmanager
+def _compile_lock(settings: BatchSettings) -> Iterator[None]:
+    """Held while a worker loads the guest: of the workers that start at once on a machine
+    whose cache lacks it, one compiles it (with its progress line) and the others, waiting
+    here, then load what it cached."""
+    descriptor = _lock_file(settings)
+    if descriptor is None:
+        yield
+        return
+    try:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 class TaskRunner:
     """Runs tasks one at a time in fresh instances, with the guest loaded once (warm)."""
 
@@ -77,7 +138,24 @@ class TaskRunner:
         self._skills = settings.skills()
         self._progress = progress
         self._sandboxes: dict[tuple[int, int, int | None], Sandbox] = {}
-        self._sandbox(settings.limits).warmup()
+        self._pooling = self._use_pooling(settings)
+        with _compile_lock(settings):
+            self._sandbox(settings.limits).warmup()
+
+    @staticmethod
+    def _use_pooling(settings: BatchSettings) -> "PoolingSettings | None":
+        """Pooled slots for one run at a time, as large as the batch's memory cap (no task may
+        ask for more). Not in a process whose engine is already built (it cannot change)."""
+        if not settings.pooling or settings.engine not in ("wasm", "auto"):
+            return None
+        from agentbox.engines.wasm import pooling, runtime
+
+        wanted = pooling.PoolingSettings(
+            slots=pooling.slots_for(1),
+            memory=settings.limits.memory,
+            keep_resident=settings.resident_memory,
+        )
+        return wanted if runtime.use_pooling(wanted) else None
 
     def _sandbox(self, limits: Limits) -> "Sandbox":
         from agentbox.sandbox import Sandbox
@@ -106,6 +184,11 @@ class TaskRunner:
 
     def run(self, task: Task, limits: Limits) -> TaskResult:
         """`task` in a fresh sandbox under `limits` (already capped by the batch's)."""
+        if self._pooling is not None:
+            from agentbox.engines.wasm.pooling import wait_for_a_slot
+
+            if not wait_for_a_slot(self._pooling):
+                raise WorkerStuck("runs stuck in host calls hold every memory slot")
         result = self._sandbox(limits).run(
             task.code,
             args=task.args,

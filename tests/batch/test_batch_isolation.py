@@ -1,9 +1,24 @@
 """No state crosses tasks: a task that tampers with everything it can reach, then the next task
-on the same worker (one worker, so they share its process and its warm sandbox) checks."""
+on the same worker (one worker, so they share its process and its warm sandbox) checks. With
+wasmtime's pooling allocator (`pooling=True`), the next task's instance reuses the memory slot
+of the one before: the last test reads that memory from the host."""
 
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 from agentbox.batch import run_batch
+from agentbox.batch.api import settings_from
+from agentbox.limits import MIB
+from tests.helpers import PROCESS_HANG_GUARD_SECONDS
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 TAMPER = textwrap.dedent(
     """
@@ -54,12 +69,14 @@ CHECK = textwrap.dedent(
 )
 
 
-def test_a_task_sees_nothing_of_the_tampering_task_before_it() -> None:
+@pytest.mark.parametrize("pooling", [False, True], ids=["on-demand", "pooled"])
+def test_a_task_sees_nothing_of_the_tampering_task_before_it(pooling: bool) -> None:
     tasks = []
     for n in range(10):
         tasks.append({"id": f"tamper{n}", "code": TAMPER})
         tasks.append({"id": f"check{n}", "code": CHECK})
-    results = {r.id: r for r in run_batch(tasks, workers=1, timeout=20)}
+    settings = dataclasses.replace(settings_from(timeout=20), pooling=pooling)
+    results = {r.id: r for r in run_batch(tasks, workers=1, settings=settings)}
     assert len(results) == 20
     for n in range(10):
         assert results[f"tamper{n}"].stdout == "tampered\n", results[f"tamper{n}"]
@@ -73,3 +90,35 @@ def test_the_check_sees_tampering_in_its_own_interpreter() -> None:
     )
     for found in ("builtins", "json", "os module", "sys.modules", "sys.path", "environ", "gc"):
         assert found in result.stdout, result
+
+
+@pytest.mark.parametrize("resident", [0, 48 * MIB], ids=["pooled", "pooled-resident"])
+def test_a_pooled_slot_holds_nothing_of_the_task_before(resident: int) -> None:
+    """The batch worker's pooled engine (slots reused, memory optionally kept resident): a
+    task writes a secret into everything it can reach, including a 64 MiB bytearray and /tmp;
+    the host then reads every accessible byte of the pool (/proc/self/mem). The scan finds the
+    secret while the task's instance is alive (the positive control), and nowhere once it is
+    freed, nor while the next instance, in the same slot, runs a task that looks for it in
+    every string it can reach (that check finds it when run after the tampering in one
+    interpreter: its own positive control)."""
+    script = Path(__file__).with_name("pool_scan.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(resident)],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_HANG_GUARD_SECONDS,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["pooling"] and report["regions"] >= 1, report
+    assert report["tampered"] == "tampered\n", report
+    assert report["copies_while_alive"] >= (64 << 20) // 64, report  # the control
+    assert report["copies_after_free"] == 0, report
+    assert report["same_slot"], report
+    assert report["copies_in_next_instance"] == 0, report
+    assert report["bytes_read_next"] > 0, report
+    assert report["check_in_same_slot"] == "clean\n", report
+    assert report["check_next_task"] == "clean\n", report
+    control = report["check_after_tampering_in_one_interpreter"]
+    assert "FOUND" in control and "dict" in control and "/tmp/secret" in control, report

@@ -199,3 +199,47 @@ def test_a_node_killed_mid_batch_loses_and_repeats_nothing(
     assert sorted(found) == list(range(count))
     assert all(found[n]["stdout"] == f"{n}\n" and found[n]["error"] is None for n in range(count))
     assert alive_nodes(address) == 1
+
+
+REUSE = """
+import json, sys
+from agentbox.batch import ray_pool, run_batch
+
+address = sys.argv[1]
+tasks = [{"id": n, "code": "print(6 * 7)"} for n in range(20)]
+
+
+def batch(**options):
+    outputs = [r.stdout for r in run_batch(tasks, ray=address, **options)]
+    parked = sorted(h._actor_id.hex() for hs in ray_pool._parking._parked.values() for h in hs)
+    return outputs, parked
+
+
+first, parked_first = batch(timeout=30)
+second, parked_second = batch(timeout=30)
+other, parked_other = batch(timeout=20)
+print(json.dumps([first, parked_first, second, parked_second, other, parked_other]))
+"""
+
+
+def test_a_second_batch_of_the_process_reuses_its_warm_actors(
+    cluster: tuple[str, Node],
+) -> None:
+    """Batches in a row from one process (an eval or RL loop): the second, with the same
+    settings, runs on the actors the first left parked; one with other settings kills them
+    (freeing their CPUs) and starts its own."""
+    address, _ = cluster
+    done = subprocess.run(
+        [sys.executable, "-c", REUSE, address],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_SECONDS * 3,
+    )
+    assert done.returncode == 0, done.stderr
+    first, parked_first, second, parked_second, other, parked_other = json.loads(
+        done.stdout.strip().splitlines()[-1]
+    )
+    assert first == second == other == ["42\n"] * 20
+    assert len(parked_first) == 2, parked_first  # one actor per CPU of the cluster
+    assert parked_second == parked_first
+    assert len(parked_other) == 2 and not set(parked_other) & set(parked_first)

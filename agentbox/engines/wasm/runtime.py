@@ -2,7 +2,9 @@
 
 Everything here is built once per process and shared by every run; a run only creates a Store
 and an instance. Fuel metering changes the compiled code, so it is a separate Engine (and a
-separate cache entry), made only when a run asks for a fuel budget.
+separate cache entry), made only when a run asks for a fuel budget. A process that runs many
+instances back to back (a batch worker) may switch its engines to the pooling allocator with
+`use_pooling` before its first run (see `agentbox.engines.wasm.pooling`).
 """
 
 import threading
@@ -16,6 +18,8 @@ from agentbox import log
 from agentbox.engines.base import Progress
 from agentbox.engines.wasm import compile_cache, host_functions
 from agentbox.engines.wasm.guest_image import guest_image
+from agentbox.engines.wasm.pooling import PoolingSettings
+from agentbox.engines.wasm.pooling import apply as apply_pooling
 
 # How often the epoch advances while runs are active: the resolution of wall-clock deadlines.
 EPOCH_TICK_SECONDS = 0.01
@@ -105,10 +109,28 @@ class EpochTicker:
 
 _runtimes: dict[bool, Runtime] = {}
 _lock = threading.Lock()
+_pooling: PoolingSettings | None = None
+
+
+def use_pooling(settings: PoolingSettings | None) -> bool:
+    """Build this process's engines with the pooling allocator (None: on demand, the default).
+    An engine's allocator is fixed when it is built: once a runtime exists, this changes
+    nothing and returns False unless the settings are already those."""
+    global _pooling
+    with _lock:
+        if _runtimes:
+            return settings == _pooling
+        _pooling = settings
+        return True
+
+
+def pooling_in_use() -> PoolingSettings | None:
+    return _pooling
 
 
 def engine_description(fuel: bool) -> str:
-    """Every Engine setting that changes compiled code (part of the cache key)."""
+    """Every Engine setting that changes compiled code (part of the cache key). Not the
+    allocator: pooled and on-demand engines load the same artifact."""
     return f"epoch_interruption=1;consume_fuel={int(fuel)}"
 
 
@@ -121,21 +143,30 @@ def runtime_ready(fuel: bool = False) -> bool:
     return fuel in _runtimes
 
 
+def build_runtime(
+    fuel: bool, pooling: PoolingSettings | None, progress: Progress = _log_progress
+) -> Runtime:
+    """A new runtime (its own Engine); `get_runtime` keeps one per configuration."""
+    config = Config()
+    config.epoch_interruption = True
+    config.consume_fuel = fuel
+    if pooling is not None:
+        apply_pooling(config, pooling)
+    engine = Engine(config)
+    component = compile_cache.load_component(
+        engine, guest_image(), engine_description(fuel), progress
+    )
+    linker = Linker(engine)
+    linker.add_wasip2()
+    host_functions.define_host_functions(linker)
+    return Runtime(engine, linker, component, EpochTicker(engine))
+
+
 def get_runtime(fuel: bool = False, progress: Progress = _log_progress) -> Runtime:
     """The shared runtime for this engine configuration, built (and compiled) on first use."""
     with _lock:
         runtime = _runtimes.get(fuel)
         if runtime is None:
-            config = Config()
-            config.epoch_interruption = True
-            config.consume_fuel = fuel
-            engine = Engine(config)
-            component = compile_cache.load_component(
-                engine, guest_image(), engine_description(fuel), progress
-            )
-            linker = Linker(engine)
-            linker.add_wasip2()
-            host_functions.define_host_functions(linker)
-            runtime = Runtime(engine, linker, component, EpochTicker(engine))
+            runtime = build_runtime(fuel, _pooling, progress)
             _runtimes[fuel] = runtime
         return runtime

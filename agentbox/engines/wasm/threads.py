@@ -118,6 +118,9 @@ class _Releaser:
         self._queue: queue.SimpleQueue[tuple[float, object]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self.pending = 0
+        """Items handed over and not yet dropped."""
 
     def release(self, item: object) -> None:
         with self._lock:
@@ -126,7 +129,13 @@ class _Releaser:
                     target=self._drain, name="agentbox-release", daemon=True
                 )
                 self._thread.start()
+            self.pending += 1
         self._queue.put((time.monotonic() + self.RELEASE_DELAY_SECONDS, item))
+
+    def wait_until_pending(self, at_most: int, timeout: float) -> bool:
+        """Wait until at most `at_most` items are still to be dropped; False on timeout."""
+        with self._drained:
+            return self._drained.wait_for(lambda: self.pending <= at_most, timeout)
 
     def _drain(self) -> None:
         while True:
@@ -135,6 +144,9 @@ class _Releaser:
             if delay > 0:
                 time.sleep(delay)
             del item  # the release
+            with self._drained:
+                self.pending -= 1
+                self._drained.notify_all()
 
 
 run_threads = RunThreads()
@@ -144,3 +156,10 @@ _releaser = _Releaser()
 def release_later(item: object) -> None:
     """Hand over the last reference to `item`; it is freed on a background thread."""
     _releaser.release(item)
+
+
+def wait_for_releases(at_most: int, timeout: float) -> bool:
+    """Wait until at most `at_most` handed-over items are still to be freed (a process whose
+    instances come from a fixed pool of slots must not let frees fall behind); False if that
+    took longer than `timeout` seconds."""
+    return _releaser.wait_until_pending(at_most, timeout)
