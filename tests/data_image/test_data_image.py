@@ -225,3 +225,46 @@ def test_list_and_licenses_show_the_installed_image(image: store.DataImage) -> N
     licenses = run_cli("licenses", env=env).stdout.decode()
     assert "The data image" in licenses and "FreeType" in licenses
     assert "tqdm-4.70.1-source.whl" in licenses
+
+
+def test_a_folder_preopened_after_the_images_is_seen(
+    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module], tmp_path: Path
+) -> None:
+    """The build reset wasi-libc's preopen table before the snapshot: a folder the runtime adds
+    (here at /data) is found, as are the image's own."""
+    (tmp_path / "f.txt").write_text("hello")
+    engine, module = compiled
+    script = "print(open('/data/f.txt').read(), sorted(__import__('os').listdir('/data')))"
+    result = snapshot_runner.turn(engine, module, image, script, [(tmp_path, "/data")])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "hello ['f.txt']\n"
+
+
+def test_fresh_instances_share_the_builds_random_state(
+    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
+) -> None:
+    """A hazard the runtime must handle (it reseeds): two fresh instances draw the same numbers,
+    and a reseed from the host's entropy makes them differ."""
+    engine, module = compiled
+    draw = "import random, numpy; print(random.random(), numpy.random.random())"
+    first, second = (snapshot_runner.turn(engine, module, image, draw) for _ in range(2))
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout == second.stdout
+    reseed = "import random, numpy; random.seed(); numpy.random.seed(); " + draw.split("; ", 1)[1]
+    third, fourth = (snapshot_runner.turn(engine, module, image, reseed) for _ in range(2))
+    assert third.exit_code == 0 and third.stdout != fourth.stdout
+
+
+def test_numpy_default_integer_is_int32_and_threads_are_refused(
+    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
+) -> None:
+    """Hazards documented in docs/images.md."""
+    engine, module = compiled
+    result = snapshot_runner.turn(
+        engine, module, image, "import numpy; print(numpy.array([1, 2]).dtype)"
+    )
+    assert result.stdout == "int32\n"
+    result = snapshot_runner.turn(
+        engine, module, image, "import threading; threading.Thread(target=print).start()"
+    )
+    assert result.exit_code == 1 and "can't start new thread" in result.stderr

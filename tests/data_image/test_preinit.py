@@ -183,3 +183,46 @@ def test_a_table_that_keeps_its_size_is_accepted() -> None:
         GROWS_TABLE.replace("(drop (table.grow $t (ref.null func) (i32.const 1)))", "")
     )
     _instance(snapshot)
+
+
+RESETS = """
+(module
+  (memory 1)
+  (global $table_read (mut i32) (i32.const 0))
+  (func (export "wizer.initialize") (global.set $table_read (i32.const 1)))
+  (func $reset_table (global.set $table_read (i32.const 0)))
+  (func (export "read") (result i32) (global.get $table_read)))
+"""
+
+
+def test_an_internal_function_named_in_the_name_section_runs_before_the_snapshot() -> None:
+    """As wasi-libc's `__wasilibc_reset_preopens` does for the data image: forget state the
+    runtime must provide again."""
+    engine = wasmtime.Engine()
+    module = wasmtime.wat2wasm(RESETS)
+    plain, _ = preinit.preinitialize(module, engine, _linker(engine), wasmtime.Store(engine))
+    store, exports = _instance(plain)
+    assert exports["read"](store) == 1  # positive control: without the call
+    reset, _ = preinit.preinitialize(
+        module,
+        engine,
+        _linker(engine),
+        wasmtime.Store(engine),
+        calls_before_snapshot=("reset_table",),
+    )
+    store, exports = _instance(reset)
+    assert exports["read"](store) == 0
+    names = {e.name for e in wb.parse_exports(wb.find(wb.parse_sections(reset), wb.EXPORT).payload)}  # type: ignore[union-attr]
+    assert names == {"read"}
+
+
+def test_a_missing_internal_function_is_refused() -> None:
+    engine = wasmtime.Engine()
+    with pytest.raises(preinit.PreinitError, match="no function named nope"):
+        preinit.preinitialize(
+            wasmtime.wat2wasm(RESETS),
+            engine,
+            _linker(engine),
+            wasmtime.Store(engine),
+            calls_before_snapshot=("nope",),
+        )

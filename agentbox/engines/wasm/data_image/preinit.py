@@ -73,6 +73,7 @@ class _Plan:
     globals: dict[int, str]  # defined mutable global's index (in the global index space) -> name
     tables: dict[int, int]  # defined table's export position -> its declared minimum
     memory: str
+    calls: dict[str, str]  # internal function name -> the export naming it
 
 
 def check(module: bytes) -> None:
@@ -100,8 +101,9 @@ def check(module: bytes) -> None:
             raise PreinitError(f"mutable global {index} is a {kind}: only numbers are snapshotted")
 
 
-def instrument(module: bytes) -> tuple[bytes, _Plan]:
-    """A copy of `module` that also exports its mutable globals, memory and tables."""
+def instrument(module: bytes, calls: Iterable[str] = ()) -> tuple[bytes, _Plan]:
+    """A copy of `module` that also exports its mutable globals, memory and tables, and the
+    internal functions named in `calls` (found in its name section)."""
     sections = wb.parse_sections(module)
     export_section = wb.find(sections, wb.EXPORT)
     exports = [] if export_section is None else wb.parse_exports(export_section.payload)
@@ -123,10 +125,17 @@ def instrument(module: bytes) -> tuple[bytes, _Plan]:
         )
     memory_name = f"{_PREFIX}_memory"
     added.append(wb.Export(memory_name, wb.MEMORY_KIND, 0))
+    plan_calls = {}
+    names = wb.function_names(sections) if calls else {}
+    for position, name in enumerate(calls):
+        if name not in names:
+            raise PreinitError(f"the module has no function named {name} (in its name section)")
+        plan_calls[name] = f"{_PREFIX}_call_{position}"
+        added.append(wb.Export(plan_calls[name], wb.FUNC_KIND, names[name]))
     payload = wb.emit_exports([*exports, *added])
     section = wb.Section(wb.EXPORT, payload)
     return wb.emit_sections(wb.put(sections, section)), _Plan(
-        plan_globals, plan_tables, memory_name
+        plan_globals, plan_tables, memory_name, plan_calls
     )
 
 
@@ -139,6 +148,7 @@ def preinitialize(
     after_init: Callable[[Any, Any], None] | None = None,
     dropped_exports: Iterable[str] = DROPPED_EXPORTS,
     compile_module: Callable[[bytes], Any] | None = None,
+    calls_before_snapshot: Iterable[str] = (),
 ) -> tuple[bytes, Report]:
     """The snapshot of `module` after `init_export` (and `after_init(instance, store)`) ran.
 
@@ -146,11 +156,14 @@ def preinitialize(
     (its WASI configuration decides what the init sees). A trap in the init is a PreinitError.
     `compile_module` compiles the instrumented module (default: `wasmtime.Module(engine, ...)`;
     a caller may cache it: the instrumented module depends on the input module only).
+    `calls_before_snapshot` names internal functions (by the name section) called last, with no
+    arguments: wasi-libc's `__wasilibc_reset_preopens`, so the snapshot reads its preopened
+    folders again from the runtime's WASI instead of keeping the build's.
     """
     import wasmtime
 
     check(module)
-    instrumented, plan = instrument(module)
+    instrumented, plan = instrument(module, tuple(calls_before_snapshot))
     started = time.perf_counter()
     try:
         if compile_module is not None:
@@ -173,6 +186,8 @@ def preinitialize(
             init(store)
         if after_init is not None:
             after_init(instance, store)
+        for export in plan.calls.values():
+            exports[export](store)
     except (wasmtime.Trap, wasmtime.WasmtimeError) as error:  # ExitTrap is a WasmtimeError
         raise PreinitError(f"the initialisation failed: {_first_line(error)}") from error
     initialised = time.perf_counter()

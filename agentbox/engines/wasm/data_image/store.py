@@ -3,7 +3,7 @@
 Layout, under agentbox's private data folder (`native_folders.data_dir()`, 0700, checked; not
 the cache folder, so `agentbox cache clear` keeps it):
 
-    images/data-<wheel sha256[:12]>-<init sha256[:12]>/
+    images/data-<wheel sha256[:12]>-<init sha256[:12]>-b<BUILDER_VERSION>/
         image.wasm      the pre-initialised core module (its sha256 is in image.json and is
                         checked when the image is loaded)
         image.json      metadata: sha256 and size of image.wasm, the wheel's sha256, the init
@@ -41,6 +41,9 @@ IMAGES_FOLDER = "images"
 MODULE_FILE = "image.wasm"
 METADATA_FILE = "image.json"
 METADATA_FORMAT = 1
+# Bumped whenever the build makes a different image from the same wheel and init source (the
+# pre-initialiser or the build's WASI changed): an older build is then not used.
+BUILDER_VERSION = 2
 NOT_INSTALLED = "the data image is not installed: run `agentbox image install data`"
 # The init source (INIT_SOURCE): guest code run inside the image at build time, before the
 # snapshot. Its sha256 names the build, so a changed init makes a new build.
@@ -54,7 +57,17 @@ def init_source() -> str:
 
 @dataclass(frozen=True)
 class DataImage:
-    """An installed, verified data image: what the runtime needs to run it."""
+    """An installed, verified data image: what the runtime needs to run it.
+
+    Running it: a core wasip1 reactor (imports `wasi_snapshot_preview1` and
+    `host.call(i32, i32, i32, i32) -> i32`; exports `memory`, `turn`, `run`, `shutdown`,
+    `host_alloc`). Preopen `preopens` read-only (the build's wasi-libc preopen table was reset
+    before the snapshot, so further preopens such as a writable /tmp are seen too); argv and
+    env as `build.GUEST_ARGV`/`GUEST_ENV`. Per script: `host_alloc(len)`, write the UTF-8
+    source there, `turn(ptr, len)` -> the exit code. State the build left is the same in every
+    fresh instance: `random` and numpy's global generator (reseed them), `os.environ` (the
+    build's), `hash()`'s seed.
+    """
 
     name: str  # "data"
     module: Path  # the pre-initialised core module (wasip1 reactor: `turn`, `host_alloc`)
@@ -76,7 +89,7 @@ def init_sha256() -> str:
 def build_name(init_digest: str | None = None) -> str:
     """The folder of the build this agentbox wants: the pinned wheel and the current init."""
     digest = init_digest or init_sha256()
-    return f"{DATA_IMAGE}-{source.WHEEL_SHA256[:12]}-{digest[:12]}"
+    return f"{DATA_IMAGE}-{source.WHEEL_SHA256[:12]}-{digest[:12]}-b{BUILDER_VERSION}"
 
 
 def _check_name(name: str) -> None:
@@ -219,6 +232,7 @@ def _build_into(staging: Path, wheel: Path, init: str, digest: str, progress: Pr
             "wheel_sha256": source.WHEEL_SHA256,
         },
         "init_sha256": digest,
+        "builder_version": BUILDER_VERSION,
         "versions": extracted.versions,
         "preopens": [["lib", lib_guest], ["mpl-data", data_guest]],
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

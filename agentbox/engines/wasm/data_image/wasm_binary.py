@@ -509,6 +509,32 @@ def count_of(payload: bytes) -> int:
     return Reader(payload).unsigned()
 
 
+# --- The name section ----------------------------------------------------------------------
+
+
+def function_names(sections: list[Section]) -> dict[str, int]:
+    """name -> function index, from the `name` custom section's function names (empty when the
+    module has none: names are optional)."""
+    names: dict[str, int] = {}
+    for section in sections:
+        if section.id != CUSTOM:
+            continue
+        reader = Reader(section.payload)
+        if reader.name() != "name":
+            continue
+        while not reader.at_end():
+            subsection = reader.byte()
+            size = reader.unsigned()
+            if subsection != 1:
+                reader.take(size)
+                continue
+            inner = Reader(reader.take(size))
+            for _ in range(inner.unsigned()):
+                index = inner.unsigned()
+                names.setdefault(inner.name(), index)
+    return names
+
+
 def _check_end(reader: Reader, what: str) -> None:
     if not reader.at_end():
         raise WasmFormatError(f"{reader.end - reader.offset} stray bytes after the {what} section")
