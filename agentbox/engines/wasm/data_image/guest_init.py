@@ -15,8 +15,12 @@ import pandas
 matplotlib.font_manager.fontManager.ttflist  # noqa: B018  (the font list, built now)
 
 _frame = pandas.DataFrame({"key": [i % 7 for i in range(200)], "value": numpy.arange(200.0)})
-_frame.groupby("key")["value"].agg(["mean", "sum", "count"])
-_frame.describe()
+# The paths a first pandas script takes: groupby, describe, and printing them (repr).
+repr(_frame.groupby("key")["value"].agg(["mean", "sum", "count"]))
+repr(_frame.groupby("key")["value"].sum().to_dict())
+repr(_frame.describe())
+repr(_frame["value"].describe())
+repr(_frame.head())
 del _frame
 
 _figure, _axes = plt.subplots()
