@@ -131,7 +131,8 @@ def test_a_fresh_instance_runs_a_pandas_script(
     assert (first.exit_code, first.stdout) == (0, "1\n"), first.stderr
     result = snapshot_runner.turn(engine, module, image, PANDAS_SCRIPT)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "{0: 166833, 1: 166500, 2: 166167}\n499.5\n"
+    sums = {k: sum(v for v in range(1000) if v % 3 == k) for k in range(3)}  # native Python
+    assert result.stdout == f"{sums}\n499.5\n"
     print(
         f"print(1): instantiate {first.seconds_instantiate * 1000:.1f} ms, "
         f"turn {first.seconds_turn * 1000:.1f} ms; pandas: instantiate "
