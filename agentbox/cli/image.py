@@ -82,7 +82,8 @@ def _data_rows() -> list[dict[str, Any]]:
             row["size"] = found.size
             row["sha256"] = found.sha256
             row["folder"] = str(listed.folder)
-            compiled = sorted(native_folders.cache_dir().glob(f"{found.sha256[:16]}-*.cwasm"))
+            # The compile cache names an artifact after its module's sha256 (compile_cache).
+            compiled = sorted(native_folders.cache_dir().glob(f"*{found.sha256[:16]}*.cwasm"))
             row["compiled"] = (
                 "yes (cached)" if compiled else "no: the first run compiles it (minutes)"
             )

