@@ -25,3 +25,14 @@ class UsageError(AgentboxError):
 
 class GuestNotBuiltError(AgentboxError):
     """The packaged guest is missing: run `make guest` (source checkouts only)."""
+
+
+class ImageError(AgentboxError):
+    """A guest image cannot be installed, built or loaded: the download failed, a sha256 does not
+    match its pin, or an installed file changed since it was installed."""
+
+    exit_code = ExitCode.IMAGE
+
+
+class ImageNotInstalledError(ImageError):
+    """The image asked for is not installed (it is never downloaded silently)."""

@@ -11,6 +11,7 @@ class ExitCode(IntEnum):
     OK = 0
     SCRIPT_ERROR = 1
     USAGE = 2
+    IMAGE = 69
     INTERNAL = 70
     TIMEOUT = 124
     INTERRUPTED = 130
@@ -26,6 +27,8 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     "including SyntaxError",
     ExitCode.USAGE: "bad command line or unreadable input (missing file, directory, bad option); "
     "with `--json`, said in a JSON object on stdout",
+    ExitCode.IMAGE: "a guest image is not installed or cannot be installed (`agentbox image "
+    "install data`: no network, a wrong sha256, a changed installed file)",
     ExitCode.INTERNAL: "agentbox itself failed (a bug: please report it)",
     ExitCode.TIMEOUT: "the wall-clock limit (`--timeout`) ended the run",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT), after writing what the script had "

@@ -1,0 +1,30 @@
+# Guest code: run inside the data image once, at build time, before the snapshot is taken.
+# Never imported on the host (the build reads this file as text: INIT_SOURCE).
+# Its sha256 is part of the image's name, so a change here makes a new build.
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.font_manager
+import matplotlib.pyplot as plt
+import numpy
+import pandas
+
+matplotlib.font_manager.fontManager.ttflist  # noqa: B018  (the font list, built now)
+
+_frame = pandas.DataFrame({"key": [i % 7 for i in range(200)], "value": numpy.arange(200.0)})
+_frame.groupby("key")["value"].agg(["mean", "sum", "count"])
+_frame.describe()
+del _frame
+
+_figure, _axes = plt.subplots()
+_axes.plot([0, 1, 2], [0, 1, 4])
+_axes.set_title("warm-up")
+_figure.savefig(io.BytesIO(), format="png")
+plt.close(_figure)
+del _figure, _axes
+
+# Open files do not survive a snapshot: forget the fonts FreeType opened.
+matplotlib.font_manager._get_font.cache_clear()
