@@ -10,12 +10,13 @@ returns to WebAssembly. Its Store is never used again.
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, Self
 
-from wasmtime import ExitTrap, Store, WasiConfig, WasmtimeError
+from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Func, Record
 
 from agentbox.engines.base import (
@@ -27,7 +28,7 @@ from agentbox.engines.base import (
 )
 from agentbox.engines.wasm import host_functions
 from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
-from agentbox.engines.wasm.runtime import Runtime, get_runtime
+from agentbox.engines.wasm.runtime import EpochTicker, Runtime, get_runtime
 from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import DEFAULT_MAX_OUTPUT_FILES_BYTES, Limits
@@ -127,10 +128,30 @@ class _CallOutcome:
     usable: bool
 
 
-class GuestInstance:
-    """One guest interpreter in its own Store: a one-shot run, or a session's interpreter."""
+class _Ticking(Protocol):
+    """What an instance needs of its runtime: the component's `Runtime`, or `CoreRuntime`."""
 
-    def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def ticker(self) -> EpochTicker: ...
+
+
+class BaseInstance:
+    """One guest interpreter in its own Store: a one-shot run, or a session's interpreter.
+
+    Everything but the call into the guest is shared by both kinds of image (limits, deadline,
+    abandoning, outcome and result); `GuestInstance` (the component) and `CoreInstance` (a core
+    module, the data image) implement `_call_guest`.
+    """
+
+    def __init__(
+        self,
+        runtime: _Ticking,
+        settings: RunSettings,
+        read_only: Sequence[tuple[Path, str]] = (),
+    ) -> None:
         self._runtime = runtime
         self._limits = settings.limits
         self._inputs = settings.files
@@ -143,15 +164,17 @@ class GuestInstance:
         wasi = WasiConfig()
         wasi.stdout_custom = lambda data: outputs.stdout.write(data)
         wasi.stderr_custom = lambda data: outputs.stderr.write(data)
+        for host, guest in read_only:  # the image's own folders (the data image's stdlib)
+            wasi.preopen_dir(str(host), guest, fs_mutable=False)
         for mount in settings.mounts:
             wasi.preopen_dir(str(mount.host), mount.guest, fs_mutable=mount.writable)
         self.store.set_wasi(wasi)
         # Instantiated by the first run, on its run thread (see `_prepare`): the caller does not
         # wait for a hop to another thread to instantiate first.
-        self._func: Func | None = None
+        self._instance: Any = None
         self.usable = True
 
-    def prime(self) -> "GuestInstance":
+    def prime(self) -> Self:
         """Run a script that prints, so the interpreter's first-run work (page faults in the
         fresh memory image, lazy set-up) is paid now, off the hot path: the warm pool calls
         this. Leaves no state a later run can see: every run resets what the runner sets up,
@@ -213,8 +236,8 @@ class GuestInstance:
         """Done with this instance: its memory is freed off the hot path (see `threads`).
         An abandoned worker still holds the Store, so it stays alive until that worker ends."""
         self.usable = False
-        release_later((self.store, self._func))
-        del self.store, self._func
+        release_later((self.store, self._instance))
+        del self.store, self._instance
 
     def _prepare(
         self,
@@ -229,8 +252,8 @@ class GuestInstance:
             raise RuntimeError("this guest instance hit a limit and cannot run again")
         limits = self._limits.with_timeout(timeout)
         self._outputs.reset(request.on_output)
-        arguments = _call_arguments(request, keep_globals)
-        store, func, runtime = self.store, self._func, self._runtime
+        arguments = self._arguments(request, keep_globals)
+        store, runtime = self.store, self._runtime
         call = _Call(
             limits=limits,
             skills=skills,
@@ -249,19 +272,15 @@ class GuestInstance:
             inputs=self._inputs,
         )
 
+        call_guest = self._call_guest
+
         def work() -> None:
-            nonlocal func
             host_functions.bind(binding)
             # The ticker counts this run as active until the worker itself returns, not only
             # while a caller waits: an abandoned or cancelled run must still reach its deadline.
             runtime.ticker.__enter__()
             try:
-                if func is None:
-                    func = self._func = _instantiate(runtime, store, limits.fuel is not None)
-                if limits.fuel is not None:
-                    store.set_fuel(limits.fuel)
-                call.outcome = func(store, *arguments)
-                func.post_return(store)
+                call.outcome = call_guest(store, arguments, limits.fuel)
             except WasmtimeError as trap:
                 # Without its traceback: the traceback's frame holds the Store, and the record
                 # holding the traceback would make a cycle that pins the Store until a GC pass.
@@ -311,6 +330,15 @@ class GuestInstance:
             return self._classify_trap(call.trap, deadline_passed, call.limits)
         return _finished(call.outcome)
 
+    def _arguments(self, request: ScriptRequest, keep_globals: bool) -> Any:
+        """What `_call_guest` passes the guest for this run (made on the caller's thread)."""
+        raise NotImplementedError
+
+    def _call_guest(self, store: Store, arguments: Any, fuel: int | None) -> tuple[int, str]:
+        """On the run's thread: instantiate on first use, set the fuel, run; returns the exit
+        code and the uncaught exception's type name ("" if none)."""
+        raise NotImplementedError
+
     def _classify_trap(
         self, trap: WasmtimeError, deadline_passed: bool, limits: Limits
     ) -> _CallOutcome:
@@ -324,6 +352,28 @@ class GuestInstance:
         if isinstance(trap, ExitTrap):
             return _CallOutcome(trap.code, None, None, False)
         return _CallOutcome(ExitCode.CRASH, "crash", f"the sandbox crashed: {_cause(trap)}", False)
+
+
+class GuestInstance(BaseInstance):
+    """An instance of the default image: the snapshotted guest component."""
+
+    _runtime: Runtime
+
+    def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
+        super().__init__(runtime, settings)
+
+    def _arguments(self, request: ScriptRequest, keep_globals: bool) -> Any:
+        return _call_arguments(request, keep_globals)
+
+    def _call_guest(self, store: Store, arguments: Any, fuel: int | None) -> tuple[int, str]:
+        func = self._instance
+        if func is None:
+            func = self._instance = _instantiate(self._runtime, store, fuel is not None)
+        if fuel is not None:
+            store.set_fuel(fuel)
+        outcome = func(store, *arguments)
+        func.post_return(store)
+        return int(getattr(outcome, "exit-code")), str(getattr(outcome, "error-type"))
 
 
 def _instantiate(runtime: Runtime, store: Store, fuel: bool) -> Func:
@@ -352,9 +402,9 @@ def _timeout(limits: Limits) -> _CallOutcome:
     )
 
 
-def _finished(outcome: Any) -> _CallOutcome:
-    exit_code = int(getattr(outcome, "exit-code"))
-    if getattr(outcome, "error-type") == "MemoryError":
+def _finished(outcome: tuple[int, str]) -> _CallOutcome:
+    exit_code, error_type = outcome
+    if error_type == "MemoryError":
         return _CallOutcome(
             ExitCode.MEMORY, "memory", "the script ran out of memory (--memory)", True
         )

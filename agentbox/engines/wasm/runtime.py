@@ -112,7 +112,7 @@ def engine_description(fuel: bool) -> str:
     return f"epoch_interruption=1;consume_fuel={int(fuel)}"
 
 
-def _log_progress(message: str) -> None:
+def log_progress(message: str) -> None:
     log.logger().info(message)
 
 
@@ -121,7 +121,7 @@ def runtime_ready(fuel: bool = False) -> bool:
     return fuel in _runtimes
 
 
-def get_runtime(fuel: bool = False, progress: Progress = _log_progress) -> Runtime:
+def get_runtime(fuel: bool = False, progress: Progress = log_progress) -> Runtime:
     """The shared runtime for this engine configuration, built (and compiled) on first use."""
     with _lock:
         runtime = _runtimes.get(fuel)

@@ -3,7 +3,13 @@
 # Its sha256 is part of the image's name, so a change here makes a new build.
 import io
 
-import matplotlib
+# agentbox's runner (its modules were made importable by the prelude runner_bundle.py puts
+# before this file): the door, the shims and the in-memory /tmp matplotlib's config needs.
+from agentbox_guest import data_entry
+
+data_entry.prepare()
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
@@ -28,3 +34,6 @@ del _figure, _axes
 
 # Open files do not survive a snapshot: forget the fonts FreeType opened.
 matplotlib.font_manager._get_font.cache_clear()
+
+# The runner, its run path warmed; the heap frozen.
+data_entry.install()
