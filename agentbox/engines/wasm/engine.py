@@ -28,7 +28,13 @@ from agentbox.engines.base import (
 )
 from agentbox.engines.wasm import host_functions
 from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
-from agentbox.engines.wasm.runtime import EpochTicker, Runtime, get_runtime
+from agentbox.engines.wasm.runtime import (
+    EpochTicker,
+    Runtime,
+    get_runtime,
+    log_progress,
+    runtime_ready,
+)
 from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import DEFAULT_MAX_OUTPUT_FILES_BYTES, Limits
@@ -412,20 +418,49 @@ def _finished(outcome: tuple[int, str]) -> _CallOutcome:
 
 
 class WasmEngine:
-    """Fresh instance per run; the Engine, Linker and compiled guest are shared per process."""
+    """Fresh instance per run; the Engine, Linker and compiled guest are shared per process.
+
+    `image` is "default" (the component) or "data" (a core module: see `core_engine`); the
+    data image is looked up when the engine is made, so a missing one fails at once."""
 
     name = "wasm"
 
-    def __init__(self, progress: Progress | None = None) -> None:
+    def __init__(self, progress: Progress | None = None, image: str = "default") -> None:
+        from agentbox.engines.wasm.images import DATA_IMAGE, check_image, load_data_image
+
         self._progress = progress
+        self.image = check_image(image)
+        self._data = load_data_image() if image == DATA_IMAGE else None
 
-    def runtime(self, fuel: bool) -> Runtime:
-        if self._progress is None:
-            return get_runtime(fuel)
-        return get_runtime(fuel, self._progress)
+    @property
+    def versions(self) -> dict[str, str]:
+        """The data image's packages and their versions (empty for the default image)."""
+        return {} if self._data is None else dict(self._data.image.versions)
 
-    def new_instance(self, settings: RunSettings) -> GuestInstance:
-        return GuestInstance(self.runtime(settings.limits.fuel is not None), settings)
+    def runtime(self, fuel: bool) -> Any:
+        progress = self._progress or log_progress
+        if self._data is not None:
+            from agentbox.engines.wasm.core_runtime import get_core_runtime
+
+            return get_core_runtime(self._data.image, fuel, progress)
+        return get_runtime(fuel, progress)
+
+    def runtime_ready(self, fuel: bool) -> bool:
+        if self._data is not None:
+            from agentbox.engines.wasm.core_runtime import core_runtime_ready
+
+            return core_runtime_ready(self._data.image, fuel)
+        return runtime_ready(fuel)
+
+    def new_instance(self, settings: RunSettings) -> BaseInstance:
+        runtime = self.runtime(settings.limits.fuel is not None)
+        if self._data is not None:
+            from agentbox.engines.wasm.core_engine import CoreInstance
+
+            return CoreInstance(
+                runtime, settings, self._data.image.preopens, self._data.init_source
+            )
+        return GuestInstance(runtime, settings)
 
     def run(self, request: ScriptRequest, settings: RunSettings, skills: RunSkills) -> RunResult:
         return self.new_instance(settings).run_once(request, skills)

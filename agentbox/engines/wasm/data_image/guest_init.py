@@ -1,6 +1,7 @@
 # Guest code: run inside the data image once, at build time, before the snapshot is taken.
 # Never imported on the host (the build reads this file as text: INIT_SOURCE).
 # Its sha256 is part of the image's name, so a change here makes a new build.
+# ruff: noqa: E402  (the runner is prepared before the data stack is imported)
 import io
 
 # agentbox's runner (its modules were made importable by the prelude runner_bundle.py puts
@@ -9,7 +10,7 @@ from agentbox_guest import data_entry
 
 data_entry.prepare()
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 
