@@ -28,6 +28,7 @@ class BatchSettings:
 
     limits: Limits = field(default_factory=Limits)
     engine: str = "wasm"
+    image: str = "default"
     mounts: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     skill_files: tuple[str, ...] = ()
@@ -94,6 +95,7 @@ class TaskRunner:
                 env=dict(self.settings.env),
                 skills=self._skills,
                 engine=self.settings.engine,
+                image=self.settings.image,
                 progress=self._progress,
             )
             self._sandboxes[key] = sandbox

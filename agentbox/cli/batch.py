@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from agentbox.cli.options import resolved_limits, sandbox_options
+from agentbox.cli.options import resolved_image, resolved_limits, sandbox_options
 from agentbox.errors import UsageError
 
 
@@ -149,6 +149,7 @@ def batch(
     settings = BatchSettings(
         limits=limits,
         engine=options["engine"],
+        image=resolved_image(ctx, options, config.image),
         mounts=tuple(options["mounts"]),
         env=tuple(parse_env(options["env"], dict(os.environ)).items()),
         skill_files=tuple(options["skill_files"]),
