@@ -27,3 +27,21 @@ def sandbox() -> Sandbox:
 @pytest.fixture
 def cli_runner() -> CliRunner:
     return CliRunner()
+
+
+# The images a parameterised test runs against: the data image's case is marked, so the
+# default suite (`-m "not data_image"`) stays fast and `make test-data` runs it.
+IMAGES = ["default", pytest.param("data", marks=pytest.mark.data_image)]
+
+
+@pytest.fixture(params=IMAGES)
+def image(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def data_sandbox() -> Sandbox:
+    """One data-image Sandbox for the session (the compiled image is shared anyway)."""
+    box = Sandbox(image="data", timeout=120)
+    box.warmup()
+    return box
