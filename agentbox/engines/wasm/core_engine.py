@@ -19,6 +19,9 @@ from agentbox.engines.wasm.core_runtime import CoreRuntime
 from agentbox.engines.wasm.data_image.runner_bundle import TURN_SOURCE
 from agentbox.engines.wasm.engine import _INSTANTIATION_FUEL, BaseInstance
 
+# Epoch ticks no build-time work reaches (the dev fallback's init, before any run).
+_NO_DEADLINE = 1 << 62
+
 
 class CoreInstance(BaseInstance):
     """One interpreter of a core-module image in its own Store."""
@@ -36,6 +39,10 @@ class CoreInstance(BaseInstance):
         module is not pre-initialised); None for an installed image."""
         super().__init__(runtime, settings, preopens)
         self._init_source = init_source
+        if init_source is not None:
+            # The dev fallback's init takes seconds: here, on no run's deadline, not in a run.
+            self.store.set_epoch_deadline(_NO_DEADLINE)
+            self._instance = self._instantiate(self.store, settings.limits.fuel is not None)
 
     def _arguments(self, request: ScriptRequest, keep_globals: bool) -> door.TurnRequest:
         argv0 = request.filename if request.argv0 is None else request.argv0

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from wasmtime import Caller, Func, Memory, WasmtimeError
+from wasmtime import Caller, Func, Memory, Trap, WasmtimeError
 
 from agentbox.engines.wasm import host_functions
 from agentbox.engines.wasm.guest_strings import CHUNK_BYTES
@@ -166,7 +166,7 @@ def call(caller: Caller, ptr: int, length: int, out_ptr_ptr: int, out_len_ptr: i
         memory.write(caller, _U32.pack(address), out_ptr_ptr)
         memory.write(caller, _U32.pack(len(answer)), out_len_ptr)
         return 0
-    except WasmtimeError:
+    except (WasmtimeError, Trap):
         raise  # a trap (the deadline, fuel) inside host_alloc: the run's outcome
     except FrameError:
         return FAULT

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
+from wasmtime import Engine, ExitTrap, Store, Trap, WasiConfig, WasmtimeError
 from wasmtime.component import Func, Record
 
 from agentbox.engines.base import (
@@ -122,7 +122,7 @@ class _Call:
     watch: RunWatch
     """Counts the run as abandoned while its caller has stopped waiting and it has not returned."""
     outcome: Any = None
-    trap: WasmtimeError | None = None
+    trap: WasmtimeError | Trap | None = None
     error: BaseException | None = None
 
 
@@ -287,7 +287,7 @@ class BaseInstance:
             runtime.ticker.__enter__()
             try:
                 call.outcome = call_guest(store, arguments, limits.fuel)
-            except WasmtimeError as trap:
+            except (WasmtimeError, Trap) as trap:  # a component call raises the first
                 # Without its traceback: the traceback's frame holds the Store, and the record
                 # holding the traceback would make a cycle that pins the Store until a GC pass.
                 call.trap = trap.with_traceback(None)
@@ -346,7 +346,7 @@ class BaseInstance:
         raise NotImplementedError
 
     def _classify_trap(
-        self, trap: WasmtimeError, deadline_passed: bool, limits: Limits
+        self, trap: WasmtimeError | Trap, deadline_passed: bool, limits: Limits
     ) -> _CallOutcome:
         """Tell limits apart by what the host armed, never by parsing the trap message."""
         if deadline_passed:
@@ -394,7 +394,7 @@ def _instantiate(runtime: Runtime, store: Store, fuel: bool) -> Func:
     return func
 
 
-def _cause(trap: WasmtimeError) -> str:
+def _cause(trap: WasmtimeError | Trap) -> str:
     """The trap's cause (`wasm trap: call stack exhausted`), for humans; never used to decide."""
     text = str(trap).strip()
     _, marker, cause = text.rpartition("Caused by:")
