@@ -17,7 +17,7 @@ from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.engines.wasm import door
 from agentbox.engines.wasm.core_runtime import CoreRuntime
 from agentbox.engines.wasm.data_image.runner_bundle import TURN_SOURCE
-from agentbox.engines.wasm.engine import _INSTANTIATION_FUEL, BaseInstance
+from agentbox.engines.wasm.engine import INSTANTIATION_FUEL, BaseInstance
 
 # Epoch ticks no build-time work reaches (the dev fallback's init, before any run).
 _NO_DEADLINE = 1 << 62
@@ -77,7 +77,7 @@ class CoreInstance(BaseInstance):
         """A new instance; its `_initialize`, and the dev fallback's init, are not charged to
         the script's fuel."""
         if fuel:
-            store.set_fuel(_INSTANTIATION_FUEL)
+            store.set_fuel(INSTANTIATION_FUEL)
         instance: Instance = self._runtime.linker.instantiate(store, self._runtime.module)
         exports = dict(instance.exports(store).items())
         for name in ("memory", "host_alloc", "turn"):

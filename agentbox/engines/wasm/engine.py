@@ -43,7 +43,7 @@ from agentbox.output_files import OutputFiles, with_files
 from agentbox.result import LimitName, RunResult
 from agentbox.skills import RunSkills, SkillSet
 
-_INSTANTIATION_FUEL = 1 << 40
+INSTANTIATION_FUEL = 1 << 40
 
 # What a pooled instance runs before its first real run. Printing to both streams matters: after
 # an empty priming script, a `print(x)` run still dirtied 44 new pages of the memory image and
@@ -386,7 +386,7 @@ def _instantiate(runtime: Runtime, store: Store, fuel: bool) -> Func:
     """The guest's `run` in a new instance in `store` (under the run's deadline: instantiation
     executes the component's start functions)."""
     if fuel:
-        store.set_fuel(_INSTANTIATION_FUEL)  # not charged to the script's budget
+        store.set_fuel(INSTANTIATION_FUEL)  # not charged to the script's budget
     instance = runtime.linker.instantiate(store, runtime.component)
     func = instance.get_func(store, "run")
     if func is None:
