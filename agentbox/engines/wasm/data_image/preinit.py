@@ -134,11 +134,14 @@ def preinitialize(
     init_export: str = INIT_EXPORT,
     after_init: Callable[[Any, Any], None] | None = None,
     dropped_exports: Iterable[str] = DROPPED_EXPORTS,
+    compile_module: Callable[[bytes], Any] | None = None,
 ) -> tuple[bytes, Report]:
     """The snapshot of `module` after `init_export` (and `after_init(instance, store)`) ran.
 
     `linker` must define every import (WASI, host functions); `store` is the store to run in
     (its WASI configuration decides what the init sees). A trap in the init is a PreinitError.
+    `compile_module` compiles the instrumented module (default: `wasmtime.Module(engine, ...)`;
+    a caller may cache it: the instrumented module depends on the input module only).
     """
     import wasmtime
 
@@ -146,7 +149,10 @@ def preinitialize(
     instrumented, plan = instrument(module)
     started = time.perf_counter()
     try:
-        compiled = wasmtime.Module(engine, instrumented)
+        if compile_module is not None:
+            compiled = compile_module(instrumented)
+        else:
+            compiled = wasmtime.Module(engine, instrumented)
         instance = linker.instantiate(store, compiled)
     except (wasmtime.Trap, wasmtime.WasmtimeError) as error:
         raise PreinitError(f"the module cannot be instantiated: {_first_line(error)}") from error
