@@ -73,7 +73,7 @@ def build_snapshot(
     exit_codes: list[int] = []
 
     def run_init(instance: Any, store: Any) -> None:
-        progress("running the init source inside the image (imports numpy, pandas, matplotlib)")
+        progress("agentbox: running the init source inside the image (numpy, pandas, matplotlib)")
         exports = instance.exports(store)
         pointer = exports["host_alloc"](store, len(source)) & 0xFFFFFFFF
         if not pointer:

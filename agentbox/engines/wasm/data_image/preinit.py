@@ -12,8 +12,9 @@ The algorithm is Wizer's:
    globals of types other than i32/i64/f32/f64);
 2. instrument a copy that exports every defined mutable global, the memory and every defined
    table under names of our own;
-3. instantiate it (the caller defines the imports: WASI and the like), call the init export,
-   then whatever else the caller runs (`after_init`);
+3. instantiate it (the caller defines the imports: WASI and the like), call `_initialize` if
+   exported (a reactor's constructors), then the init export, then whatever else the caller
+   runs (`after_init`);
 4. read every mutable global, the memory and the tables' sizes (a table that changed size is
    refused: its contents are not snapshotted);
 5. write the ORIGINAL module back with each mutable global's initialiser replaced by its
@@ -34,8 +35,11 @@ from agentbox.engines.wasm.data_image import wasm_binary as wb
 from agentbox.errors import ImageError
 
 INIT_EXPORT = "wizer.initialize"
+# A WASI reactor's constructors (C++ statics, Python's table of built-in extension modules):
+# run first when exported, as a reactor's host does before any other export.
+CONSTRUCTORS_EXPORT = "_initialize"
 # Removed from the snapshot: what they did has been done (constructors included).
-DROPPED_EXPORTS = (INIT_EXPORT, "_initialize")
+DROPPED_EXPORTS = (INIT_EXPORT, CONSTRUCTORS_EXPORT)
 # Zero runs shorter than this stay inside a segment (a segment costs ~10 bytes of header, and
 # fewer segments instantiate faster).
 MERGE_GAP = 32
@@ -161,7 +165,10 @@ def preinitialize(
     init = exports.get(init_export) if init_export else None
     if init_export and init is None:
         raise PreinitError(f"the module exports no `{init_export}` function")
+    constructors = exports.get(CONSTRUCTORS_EXPORT)
     try:
+        if constructors is not None and init_export != CONSTRUCTORS_EXPORT:
+            constructors(store)
         if init is not None:
             init(store)
         if after_init is not None:
