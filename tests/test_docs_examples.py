@@ -76,6 +76,9 @@ SKIPPED = [
     # A Ray cluster at an address of the user's; tests/batch/test_batch_ray.py starts a real
     # cluster and runs the same command against it.
     (r"agentbox batch \S+ -o \S+ --ray\b", "needs a Ray cluster (tested in tests/batch)"),
+    # Downloads 94 MiB and builds for minutes, or removes the user's installed image;
+    # tests/data_image/ installs, lists and refuses through the same commands.
+    (r"agentbox image (install|remove)\b", "installs or removes the data image (minutes)"),
 ]
 
 # Python blocks that cannot run here, by a line they contain; each with its reason.

@@ -6,7 +6,8 @@ import click
 @click.command()
 def licenses() -> None:
     """Print the licenses of the third-party software agentbox carries: in the binary, of
-    everything its build collected; in the Python package, of the guest's runtime and CPython."""
+    everything its build collected; in the Python package, of the guest's runtime and CPython;
+    and, when the data image is installed, the licenses it bundles."""
     from importlib import resources
 
     package = resources.files("agentbox")

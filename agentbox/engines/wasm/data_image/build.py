@@ -89,7 +89,8 @@ def build_snapshot(
             )
 
     progress(
-        "compiling python.wasm and running its initialisation (1-5 minutes, up to ~3 GB of memory)"
+        "agentbox: compiling python.wasm and running its initialisation (1-5 minutes, up to "
+        "~3 GB of memory)"
     )
     snapshot, report = preinit.preinitialize(
         module.read_bytes(), engine, linker, store, after_init=run_init
