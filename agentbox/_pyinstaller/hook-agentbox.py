@@ -25,7 +25,10 @@ from agentbox.engines.restricted import ALLOWED_MODULES
 hiddenimports = collect_submodules("agentbox.cli")
 # The engines are chosen by name at run time (agentbox/engines/registry.py, _child.py), and the
 # fallback engines' libraries are imported only inside their child process.
-hiddenimports += collect_submodules("agentbox.engines")
+# The data image's init source is guest code (it imports numpy, pandas, matplotlib inside the
+# image): collected as a file the build reads, never analysed as a module of the binary.
+_GUEST_INIT = "agentbox.engines.wasm.data_image.guest_init"
+hiddenimports += collect_submodules("agentbox.engines", filter=lambda name: name != _GUEST_INIT)
 hiddenimports += collect_submodules("RestrictedPython") + collect_submodules("asteval")
 # The stdlib modules a restricted script may import are imported by name in the child.
 hiddenimports += sorted(ALLOWED_MODULES) + list(LAZY_IMPORTS)
@@ -43,4 +46,10 @@ if not os.environ.get(PAYLOAD_VARIABLE):
 _licenses = Path(__file__).parent.parent / "THIRD_PARTY_LICENSES"
 if _licenses.is_file():
     datas.append((str(_licenses), "agentbox"))
+datas.append(
+    (
+        str(Path(__file__).parent.parent / "engines" / "wasm" / "data_image" / "guest_init.py"),
+        "agentbox/engines/wasm/data_image",
+    )
+)
 excludedimports = list(EXCLUDED_MODULES)
