@@ -123,14 +123,25 @@ def _load(folder: Path, verify: bool) -> DataImage:
             f"the installed image {folder} is damaged ({error}): run `agentbox image remove "
             "data` and install it again"
         ) from error
-    if verify:
+    if verify and _verified.get(str(module)) != _status(module, image.sha256):
         got = source.sha256_of(module)
         if got != image.sha256 or size != metadata.get("size"):
             raise ImageError(
                 f"{module} changed since it was installed (sha256 {got}, recorded "
                 f"{image.sha256}): run `agentbox image remove data` and install it again"
             )
+        _verified[str(module)] = _status(module, image.sha256)
     return image
+
+
+# Modules hashed by this process, with their status then: hashed again only if it changed (a
+# write, truncation or replacement changes the ctime, which no one can set back).
+_verified: dict[str, tuple[object, ...]] = {}
+
+
+def _status(module: Path, sha256: str) -> tuple[object, ...]:
+    info = module.stat()
+    return (sha256, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def metadata_of(image: DataImage) -> dict[str, Any]:
