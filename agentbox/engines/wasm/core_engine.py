@@ -7,7 +7,11 @@ line (TURN_SOURCE) that fetches the request through `host.call` and reports its 
 `run` is never called: it finalises the interpreter.
 """
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +20,21 @@ from wasmtime import Func, Instance, Memory, Store
 from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.engines.wasm import door
 from agentbox.engines.wasm.core_runtime import CoreRuntime
+from agentbox.engines.wasm.data_image.build import GUEST_ARGV, GUEST_ENV, SCRATCH_GUEST
 from agentbox.engines.wasm.data_image.runner_bundle import TURN_SOURCE
 from agentbox.engines.wasm.engine import INSTANTIATION_FUEL, BaseInstance
+
+
+@cache
+def empty_folder() -> Path:
+    """An empty private folder, preopened read-only at /tmp after the image's own folders: the
+    build preopened a scratch /tmp third, so the snapshot's C library knows a /tmp there, and
+    it must never be a real writable folder at run time (the script's /tmp is the runner's
+    in-memory one, bounded by --scratch)."""
+    folder = Path(tempfile.mkdtemp(prefix="agentbox-empty-"))  # 0700, this user's
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
 
 # Epoch ticks no build-time work reaches (the dev fallback's init, before any run).
 _NO_DEADLINE = 1 << 62
@@ -37,7 +54,12 @@ class CoreInstance(BaseInstance):
     ) -> None:
         """`init_source`: guest code each new instance runs first (the dev fallback, whose
         module is not pre-initialised); None for an installed image."""
-        super().__init__(runtime, settings, preopens)
+        super().__init__(
+            runtime,
+            settings,
+            (*preopens, (empty_folder(), SCRATCH_GUEST)),
+            (GUEST_ARGV, sorted(GUEST_ENV.items())),
+        )
         self._init_source = init_source
         if init_source is not None:
             # The dev fallback's init takes seconds: here, on no run's deadline, not in a run.

@@ -157,7 +157,10 @@ class BaseInstance:
         runtime: _Ticking,
         settings: RunSettings,
         read_only: Sequence[tuple[Path, str]] = (),
+        process: tuple[Sequence[str], Sequence[tuple[str, str]]] = ((), ()),
     ) -> None:
+        """`read_only`: the image's own folders, preopened first, in order; `process`: the
+        WASI argv and environment the image was built with (the data image's)."""
         self._runtime = runtime
         self._limits = settings.limits
         self._inputs = settings.files
@@ -168,6 +171,11 @@ class BaseInstance:
         # must not reference the Store (or this object), or neither is ever freed.
         outputs = self._outputs
         wasi = WasiConfig()
+        argv, environment = process
+        if argv:
+            wasi.argv = list(argv)
+        if environment:
+            wasi.env = list(environment)
         wasi.stdout_custom = lambda data: outputs.stdout.write(data)
         wasi.stderr_custom = lambda data: outputs.stderr.write(data)
         for host, guest in read_only:  # the image's own folders (the data image's stdlib)
