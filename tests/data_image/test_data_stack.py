@@ -3,6 +3,7 @@ computed here with plain arithmetic: the host has no numpy), the snapshot's haza
 state, threads, the font cache) are handled, and it works through the CLI, the API and a real
 MCP client."""
 
+import asyncio
 import json
 import os
 import statistics
@@ -187,3 +188,26 @@ def test_mcp_client_sees_the_image_and_gets_the_figure() -> None:
     assert result.structured_content["stdout"] == "saved\n"
     images = [block for block in result.content if block.type == "image"]
     assert images and images[0].mime_type == "image/png"
+
+
+def test_warm_pool_and_run_async_use_the_data_image() -> None:
+    box = Sandbox(image="data", pool_size=1, timeout=120)
+    try:
+        assert box.run("import pandas; print(pandas.__version__[:2])").stdout == "3.\n"
+        result = asyncio.run(box.run_async("import numpy; print(numpy.arange(4).sum())"))
+    finally:
+        box.close()
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "6\n"
+
+
+def test_batch_runs_tasks_in_the_data_image(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        json.dumps({"id": "a", "code": "import numpy; print(numpy.ones(3).sum())"}) + "\n"
+    )
+    results = tmp_path / "results.jsonl"
+    done = run_cli("batch", str(tasks), "-o", str(results), "--image", "data", "--workers", "1")
+    assert done.returncode == 0, done.stderr
+    [line] = results.read_text().splitlines()
+    assert json.loads(line)["stdout"] == "3.0\n"
