@@ -211,3 +211,15 @@ def test_batch_runs_tasks_in_the_data_image(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     [line] = results.read_text().splitlines()
     assert json.loads(line)["stdout"] == "3.0\n"
+
+
+def test_serve_runs_the_data_image(tmp_path: Path) -> None:
+    from tests.mcp.test_http_server import started_server
+
+    with started_server(tmp_path, "--image", "data", "--pool-size", "0") as server:
+        body = server.run(PLOT_SCRIPT)
+        session = server.run("import numpy; x = numpy.arange(3)", session="s")
+        again = server.run("print(int(x.sum()))", session="s")
+    assert body["stdout"] == "saved\n", body
+    assert [entry["media_type"] for entry in body["files"]] == ["image/png"]
+    assert session["exit_code"] == 0 and again["stdout"] == "3\n"
