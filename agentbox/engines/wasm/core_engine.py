@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from wasmtime import Func, Instance, Memory, Store
+from wasmtime import Instance, Memory, Store
 
 from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.engines.wasm import door
@@ -36,10 +36,6 @@ def empty_folder() -> Path:
     return folder
 
 
-# Epoch ticks no build-time work reaches (the dev fallback's init, before any run).
-_NO_DEADLINE = 1 << 62
-
-
 class CoreInstance(BaseInstance):
     """One interpreter of a core-module image in its own Store."""
 
@@ -50,21 +46,13 @@ class CoreInstance(BaseInstance):
         runtime: CoreRuntime,
         settings: RunSettings,
         preopens: Sequence[tuple[Path, str]],
-        init_source: str | None = None,
     ) -> None:
-        """`init_source`: guest code each new instance runs first (the dev fallback, whose
-        module is not pre-initialised); None for an installed image."""
         super().__init__(
             runtime,
             settings,
             (*preopens, (empty_folder(), SCRATCH_GUEST)),
             (GUEST_ARGV, sorted(GUEST_ENV.items())),
         )
-        self._init_source = init_source
-        if init_source is not None:
-            # The dev fallback's init takes seconds: here, on no run's deadline, not in a run.
-            self.store.set_epoch_deadline(_NO_DEADLINE)
-            self._instance = self._instantiate(self.store, settings.limits.fuel is not None)
 
     def _arguments(self, request: ScriptRequest, keep_globals: bool) -> door.TurnRequest:
         argv0 = request.filename if request.argv0 is None else request.argv0
@@ -96,8 +84,7 @@ class CoreInstance(BaseInstance):
         return state.exit_code, state.error_type
 
     def _instantiate(self, store: Store, fuel: bool) -> dict[str, Any]:
-        """A new instance; its `_initialize`, and the dev fallback's init, are not charged to
-        the script's fuel."""
+        """A new instance (not charged to the script's fuel)."""
         if fuel:
             store.set_fuel(INSTANTIATION_FUEL)
         instance: Instance = self._runtime.linker.instantiate(store, self._runtime.module)
@@ -105,11 +92,6 @@ class CoreInstance(BaseInstance):
         for name in ("memory", "host_alloc", "turn"):
             if name not in exports:
                 raise RuntimeError(f"the data image does not export `{name}`: reinstall it")
-        initialize = exports.get("_initialize")
-        if isinstance(initialize, Func):
-            initialize(store)
-        if self._init_source is not None:
-            _turn(store, exports, self._init_source.encode())
         return exports
 
 

@@ -443,21 +443,21 @@ class WasmEngine:
     @property
     def versions(self) -> dict[str, str]:
         """The data image's packages and their versions (empty for the default image)."""
-        return {} if self._data is None else dict(self._data.image.versions)
+        return {} if self._data is None else dict(self._data.versions)
 
     def runtime(self, fuel: bool) -> Any:
         progress = self._progress or log_progress
         if self._data is not None:
             from agentbox.engines.wasm.core_runtime import get_core_runtime
 
-            return get_core_runtime(self._data.image, fuel, progress)
+            return get_core_runtime(self._data, fuel, progress)
         return get_runtime(fuel, progress)
 
     def runtime_ready(self, fuel: bool) -> bool:
         if self._data is not None:
             from agentbox.engines.wasm.core_runtime import core_runtime_ready
 
-            return core_runtime_ready(self._data.image, fuel)
+            return core_runtime_ready(self._data, fuel)
         return runtime_ready(fuel)
 
     def new_instance(self, settings: RunSettings) -> BaseInstance:
@@ -465,9 +465,7 @@ class WasmEngine:
         if self._data is not None:
             from agentbox.engines.wasm.core_engine import CoreInstance
 
-            return CoreInstance(
-                runtime, settings, self._data.image.preopens, self._data.init_source
-            )
+            return CoreInstance(runtime, settings, self._data.preopens)
         return GuestInstance(runtime, settings)
 
     def run(self, request: ScriptRequest, settings: RunSettings, skills: RunSkills) -> RunResult:
