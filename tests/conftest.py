@@ -57,3 +57,14 @@ def data_sandbox() -> Sandbox:
     box = Sandbox(image="data", timeout=120)
     box.warmup()
     return box
+
+
+_IMAGE_SANDBOXES: dict[str, Sandbox] = {}
+
+
+@pytest.fixture
+def image_sandbox(image: str) -> Sandbox:
+    """A shared Sandbox per image (as `sandbox`), for the tests run against both images."""
+    if image not in _IMAGE_SANDBOXES:
+        _IMAGE_SANDBOXES[image] = Sandbox(image=image, timeout=60)
+    return _IMAGE_SANDBOXES[image]
