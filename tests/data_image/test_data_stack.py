@@ -223,3 +223,11 @@ def test_serve_runs_the_data_image(tmp_path: Path) -> None:
     assert body["stdout"] == "saved\n", body
     assert [entry["media_type"] for entry in body["files"]] == ["image/png"]
     assert session["exit_code"] == 0 and again["stdout"] == "3\n"
+
+
+def test_warmup_says_up_front_that_compiling_takes_minutes() -> None:
+    result = run_cli("warmup", "--image", "data")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert "takes minutes" in lines[0]
+    assert lines[-1].startswith("agentbox: sandbox ready (")
