@@ -24,12 +24,19 @@ matplotlib.font_manager.fontManager.ttflist  # noqa: B018  (the font list, built
 _frame = pandas.DataFrame({"key": [i % 7 for i in range(200)], "value": numpy.arange(200.0)})
 _frame.groupby("key")["value"].agg(["mean", "sum", "count"])
 _frame.describe()
+# What scripts do next: print frames and series (the formatting code), write CSV.
+str(_frame.groupby("key")["value"].sum())
+str(_frame.describe())
+repr(_frame.head())
+_frame.to_csv(io.StringIO())
+str(numpy.linspace(0.0, 1.0, 7))
 del _frame
 
 _figure, _axes = plt.subplots()
 _axes.plot([0, 1, 2], [0, 1, 4])
 _axes.set_title("warm-up")
 _figure.savefig(io.BytesIO(), format="png")
+_figure.savefig("/tmp/warm-up.png")  # the file path too (the in-memory /tmp; emptied per run)
 plt.close(_figure)
 del _figure, _axes
 
