@@ -138,8 +138,9 @@ def _image_text(sandbox: Sandbox) -> str:
     listed = ", ".join(f"{name} {versions[name]}" for name in names)
     return (
         f"Run Python {python} code in an isolated WebAssembly sandbox (the {sandbox.image} "
-        f"image, with these packages importable: {listed}; matplotlib uses the Agg backend, "
-        "save figures to /output to get them back as images; no threads or subprocesses)"
+        f"image, built with these packages and libraries: {listed}; matplotlib uses the Agg "
+        "backend, save figures to /output to get them back as images; no threads or "
+        "subprocesses)"
     )
 
 
