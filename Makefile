@@ -78,4 +78,4 @@ docs: setup
 	$(VENV_PYTHON) packaging/render_docs.py
 
 clean:
-	rm -rf build dist $(GUEST) agentbox/guest/sandbox.json
+	rm -rf build dist $(GUEST) agentbox/guest/sandbox.json agentbox/guest/data_runner.json

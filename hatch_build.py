@@ -15,7 +15,10 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 ROOT = Path(__file__).resolve().parent
-GUEST_OUTPUTS = [ROOT / "agentbox" / "guest" / name for name in ("sandbox.wasm", "sandbox.json")]
+GUEST_OUTPUTS = [
+    ROOT / "agentbox" / "guest" / name
+    for name in ("sandbox.wasm", "sandbox.json", "data_runner.json")
+]
 
 
 def guest_sources() -> list[Path]:

@@ -1,5 +1,7 @@
 """`agentbox.toml`: declared skills and default limits, validated against a JSON Schema.
 
+    image = "data"          # optional: the sandbox's image (default: "default")
+
     [limits]
     timeout = 10
     memory = "256M"
@@ -32,6 +34,7 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
+        "image": {"enum": ["default", "data"]},
         "limits": {
             "type": "object",
             "additionalProperties": False,
@@ -73,6 +76,7 @@ class Config:
     limits: dict[str, Any] = field(default_factory=dict)
     skills: list[Skill] = field(default_factory=list)
     path: Path | None = None
+    image: str | None = None
 
 
 def user_config_file() -> Path:
@@ -120,7 +124,9 @@ def load_config(path: str | Path | None) -> Config:
         )
         for name, spec in data.get("skills", {}).items()
     ]
-    return Config(limits=dict(data.get("limits", {})), skills=skills, path=path)
+    return Config(
+        limits=dict(data.get("limits", {})), skills=skills, path=path, image=data.get("image")
+    )
 
 
 def _validate(data: dict[str, Any], path: Path) -> None:

@@ -14,6 +14,7 @@ from agentbox.engines.base import (
     SupportsRead,
 )
 from agentbox.engines.registry import resolve_engine
+from agentbox.engines.wasm.images import DEFAULT_IMAGE, check_image, check_memory_for
 from agentbox.engines.wasm.pool import WarmPool
 from agentbox.errors import UsageError
 from agentbox.input_files import FilesArgument, load_files
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from agentbox.engines.base import Engine
-    from agentbox.engines.wasm.engine import GuestInstance, WasmEngine
+    from agentbox.engines.wasm.engine import BaseInstance, WasmEngine
     from agentbox.session import Session
     from agentbox.streaming import RunStream
 
@@ -114,6 +115,7 @@ class Sandbox:
         pool_size: int = 0,
         engine: str = "wasm",
         progress: Progress | None = None,
+        image: str = "default",
     ) -> None:
         limits = Limits(
             timeout=timeout,
@@ -132,8 +134,17 @@ class Sandbox:
         self.env = _checked_env(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
         self._engine: Engine
-        self._engine, self.engine_warning = resolve_engine(engine, progress)
-        self._pool: WarmPool[GuestInstance] | None = None
+        self.image = check_image(image)
+        if image == DEFAULT_IMAGE:
+            self._engine, self.engine_warning = resolve_engine(engine, progress)
+        else:
+            if engine not in ("wasm", "auto"):
+                raise UsageError(f"the {image} image runs on the wasm engine only, not {engine!r}")
+            check_memory_for(image, limits.memory)
+            from agentbox.engines.wasm.engine import WasmEngine
+
+            self._engine, self.engine_warning = WasmEngine(progress, image), None
+        self._pool: WarmPool[BaseInstance] | None = None
         if pool_size and self.engine == "wasm":
             # The pool's thread compiles the guest on first use (if no cache has it): the
             # constructor returns at once, so a server can answer while it compiles.
@@ -159,12 +170,15 @@ class Sandbox:
             self._wasm().runtime(self.limits.fuel is not None)
 
     @property
+    def packages(self) -> dict[str, str]:
+        """The image's packages beyond the standard library, with versions (data image)."""
+        return self._wasm().versions if self.engine == "wasm" else {}
+
+    @property
     def ready(self) -> bool:
         """Whether a run starts without compiling the guest first (False only for a wasm
         sandbox whose guest is not loaded yet: `warmup` loads it)."""
-        from agentbox.engines.wasm.runtime import runtime_ready
-
-        return self.engine != "wasm" or runtime_ready(self.limits.fuel is not None)
+        return self.engine != "wasm" or self._wasm().runtime_ready(self.limits.fuel is not None)
 
     def close(self) -> None:
         """Stop refilling the warm pool (runs still work, without it)."""
@@ -172,10 +186,10 @@ class Sandbox:
             self._pool.close()
             self._pool = None
 
-    def _new_instance(self) -> "GuestInstance":
+    def _new_instance(self) -> "BaseInstance":
         return self._wasm().new_instance(self.settings)
 
-    def _instance(self) -> "GuestInstance":
+    def _instance(self) -> "BaseInstance":
         """A primed instance from the pool, else a new one, which its first run instantiates on
         its run thread (so an asyncio host does not wait here either)."""
         instance = self._pool.take_ready() if self._pool is not None else None

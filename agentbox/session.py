@@ -18,7 +18,7 @@ from agentbox.result import RunResult
 from agentbox.skills import SkillSet
 
 if TYPE_CHECKING:  # the wasm engine imports wasmtime, which `--engine auto` probes for lazily
-    from agentbox.engines.wasm.engine import GuestInstance
+    from agentbox.engines.wasm.engine import BaseInstance
     from agentbox.streaming import RunStream
 
 # How often an async run re-checks a session another run is using (rare: one agent's calls to
@@ -43,7 +43,7 @@ class SessionHost(Protocol):
         files: FilesArgument = None,
     ) -> ScriptRequest: ...
 
-    def _instance(self) -> "GuestInstance": ...
+    def _instance(self) -> "BaseInstance": ...
 
 
 def _reraise_output_error(request: ScriptRequest, result: RunResult) -> RunResult:
@@ -61,7 +61,7 @@ class Session:
 
     def __init__(self, sandbox: SessionHost) -> None:
         self._sandbox = sandbox
-        self._instance: GuestInstance | None = None
+        self._instance: BaseInstance | None = None
         self._lock = threading.Lock()
         self._closed = False
         self.runs = 0

@@ -61,6 +61,30 @@ def build(output: Path) -> str:
     return hashlib.sha256(output.read_bytes()).hexdigest()
 
 
+# The guest's pure-Python modules the data image runs too (it has no WIT imports: its host is
+# `door_host`). Shipped as package data and put into the image when it is built (see
+# agentbox/engines/wasm/data_image/runner_bundle.py).
+DATA_RUNNER_MODULES = (
+    "agentbox_guest/__init__.py",
+    "agentbox_guest/host_api.py",
+    "agentbox_guest/door_host.py",
+    "agentbox_guest/shims.py",
+    "agentbox_guest/scratch.py",
+    "agentbox_guest/runner.py",
+    "agentbox_guest/data_entry.py",
+    "skills.py",
+)
+DATA_RUNNER_FILE = "data_runner.json"
+
+
+def write_data_runner(output_dir: Path) -> None:
+    """The data image's runner sources, {path: text}, beside the component."""
+    sources = {
+        name: (SOURCE_DIR / name).read_text(encoding="utf-8") for name in DATA_RUNNER_MODULES
+    }
+    (output_dir / DATA_RUNNER_FILE).write_text(json.dumps(sources, indent=1, sort_keys=True) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR)
@@ -77,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "wit_sha256": hashlib.sha256((WIT_DIR / "agentbox.wit").read_bytes()).hexdigest(),
     }
     (args.output_dir / "sandbox.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    write_data_runner(args.output_dir)
     elapsed = time.perf_counter() - started
     print(
         f"built {wasm.name}: {metadata['size'] / 2**20:.1f} MiB, sha256 {digest[:16]}…, "

@@ -39,3 +39,32 @@ def sandbox() -> Sandbox:
 @pytest.fixture
 def cli_runner() -> CliRunner:
     return CliRunner()
+
+
+# The images a parameterised test runs against: the data image's case is marked, so the
+# default suite (`-m "not data_image"`) stays fast and `make test-data` runs it.
+IMAGES = ["default", pytest.param("data", marks=pytest.mark.data_image)]
+
+
+@pytest.fixture(params=IMAGES)
+def image(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def data_sandbox() -> Sandbox:
+    """One data-image Sandbox for the session (the compiled image is shared anyway)."""
+    box = Sandbox(image="data", timeout=120)
+    box.warmup()
+    return box
+
+
+_IMAGE_SANDBOXES: dict[str, Sandbox] = {}
+
+
+@pytest.fixture
+def image_sandbox(image: str) -> Sandbox:
+    """A shared Sandbox per image (as `sandbox`), for the tests run against both images."""
+    if image not in _IMAGE_SANDBOXES:
+        _IMAGE_SANDBOXES[image] = Sandbox(image=image, timeout=60)
+    return _IMAGE_SANDBOXES[image]

@@ -79,6 +79,9 @@ SKIPPED = [
     # Downloads 94 MiB and builds for minutes, or removes the user's installed image;
     # tests/data_image/ installs, lists and refuses through the same commands.
     (r"agentbox image (install|remove)\b", "installs or removes the data image (minutes)"),
+    # Needs the data image installed (minutes to build); tests/data_image/ runs the same
+    # commands against an installed image.
+    (r"agentbox \S+ --image data\b", "needs the data image installed (tested in tests/data_image)"),
 ]
 
 # Python blocks that cannot run here, by a line they contain; each with its reason.
@@ -86,6 +89,8 @@ SKIPPED_PYTHON = [
     # The Skills section's sandbox-side example fetches https://example.com/ through the
     # fetch_url skill; tests/test_examples.py runs that skill against a local HTTP server.
     ('skills.fetch_url(url="https://example.com/")', "fetches https://example.com/ (network)"),
+    # The data image is installed on request only; tests/data_image/ runs it.
+    ('Sandbox(image="data")', "needs the data image installed (tested in tests/data_image)"),
 ]
 
 # Paths the docs use for where a user put agentbox (MCP configs, warm-up lines). In the tests

@@ -121,7 +121,8 @@ def wasmtime_library() -> Path:
 def guest_files() -> list[Path]:
     """The built guest and its metadata; the build fails early if the guest is not built."""
     folder = Path(__file__).parent.parent / "guest"
-    files = [folder / "sandbox.wasm", folder / "sandbox.json"]
+    # data_runner.json: the runner modules the data image takes when it is installed.
+    files = [folder / "sandbox.wasm", folder / "sandbox.json", folder / "data_runner.json"]
     missing = [str(path) for path in files if not path.is_file()]
     if missing:
         raise RuntimeError(f"the guest is not built ({', '.join(missing)}): run `make guest`")

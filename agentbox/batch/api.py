@@ -99,6 +99,7 @@ def settings_from(
     skill_commands: Sequence[str] = (),
     config_path: str | None = None,
     engine: str = "wasm",
+    image: str = "default",
 ) -> BatchSettings:
     limits = Limits(
         timeout=timeout, memory=parse_size(memory), max_output=parse_size(max_output), fuel=fuel
@@ -106,6 +107,7 @@ def settings_from(
     return BatchSettings(
         limits=limits,
         engine=engine,
+        image=image,
         mounts=tuple(mounts),
         env=tuple((env or {}).items()),
         skill_files=tuple(skill_files),
@@ -125,9 +127,10 @@ def run_batch(
     """Run every task in a fresh sandbox; yield each result as it finishes.
 
     `options` are the batch's limits and sandbox settings (`timeout`, `memory`, `max_output`,
-    `fuel`, `mounts`, `env`, `skill_files`, `skill_commands`, `config_path`, `engine`): caps
-    that a task's own limits cannot exceed. Tasks are read from `tasks` only as workers free
-    up, so a generator of a million tasks is fine. Closing the iterator stops the workers."""
+    `fuel`, `mounts`, `env`, `skill_files`, `skill_commands`, `config_path`, `engine`,
+    `image`): caps that a task's own limits cannot exceed. Tasks are read from `tasks` only as
+    workers free up, so a generator of a million tasks is fine. Closing the iterator stops the
+    workers."""
     settings = options.pop("settings", None) or settings_from(**options)
     pool = make_pool(settings, workers, ray, progress=options.get("progress"))
     yield from pool.run(prepare(tasks, settings.limits), stop)

@@ -19,6 +19,8 @@ from agentbox.batch.tasks import Task, TaskResult
 from agentbox.limits import Limits
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agentbox.engines.wasm.pooling import PoolingSettings
     from agentbox.sandbox import Sandbox
     from agentbox.skills import Skill
@@ -39,6 +41,7 @@ class BatchSettings:
 
     limits: Limits = field(default_factory=Limits)
     engine: str = "wasm"
+    image: str = "default"
     mounts: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     files: tuple[tuple[str, bytes], ...] = ()
@@ -94,11 +97,8 @@ def _lock_file(settings: BatchSettings) -> int | None:
         import fcntl  # noqa: F401 - not on Windows: no lock there
 
         from agentbox import native_folders
-        from agentbox.engines.wasm import compile_cache, runtime
-        from agentbox.engines.wasm.guest_image import guest_image
 
-        description = runtime.engine_description(settings.limits.fuel is not None)
-        artifact = compile_cache.artifact_path(guest_image(), description)
+        artifact = _artifact(settings)
         if artifact.exists():
             return None
         if not artifact.parent.exists():
@@ -108,6 +108,19 @@ def _lock_file(settings: BatchSettings) -> int | None:
         return os.open(artifact.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     except Exception:  # noqa: BLE001 - no lock: at worst two workers both compile
         return None
+
+
+def _artifact(settings: BatchSettings) -> "Path":
+    """Where the compile cache keeps the compiled image this batch runs."""
+    from agentbox.engines.wasm import compile_cache, core_runtime, images, runtime
+    from agentbox.engines.wasm.guest_image import guest_image
+
+    fuel = settings.limits.fuel is not None
+    if settings.image == images.DATA_IMAGE:
+        image = images.load_data_image()
+        description = core_runtime.engine_description(fuel)
+        return compile_cache.artifact_path(image, description, image.name)
+    return compile_cache.artifact_path(guest_image(), runtime.engine_description(fuel))
 
 
 @contextlib.contextmanager
@@ -177,6 +190,7 @@ class TaskRunner:
                 env=dict(self.settings.env),
                 skills=self._skills,
                 engine=self.settings.engine,
+                image=self.settings.image,
                 progress=self._progress,
             )
             self._sandboxes[key] = sandbox

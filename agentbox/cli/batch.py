@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from agentbox.cli.options import resolved_limits, sandbox_options
+from agentbox.cli.options import resolved_image, resolved_limits, sandbox_options
 from agentbox.errors import UsageError
 
 
@@ -150,6 +150,7 @@ def batch(
     settings = BatchSettings(
         limits=limits,
         engine=options["engine"],
+        image=resolved_image(ctx, options, config.image),
         mounts=tuple(options["mounts"]),
         env=tuple(parse_env(options["env"], dict(os.environ)).items()),
         files=load_files(from_options(options["input_files"]), limits.memory // 2),

@@ -220,9 +220,35 @@ def engine_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
+def image_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    from agentbox.engines.wasm.images import DEFAULT_IMAGE, IMAGE_VARIABLE, IMAGES, INSTALL_HINT
+
+    return click.option(
+        "--image",
+        type=click.Choice(IMAGES),
+        default=DEFAULT_IMAGE,
+        show_default=True,
+        envvar=IMAGE_VARIABLE,
+        help="The sandbox's Python: default (the standard library) or data (numpy, pandas, "
+        f"matplotlib, scipy, scikit-learn...; install it first: `{INSTALL_HINT}`). "
+        f"[env: {IMAGE_VARIABLE}]",
+    )(function)
+
+
 def sandbox_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Every option that shapes a Sandbox: engine, limits, mounts, env and skills."""
-    return engine_option(limit_options(skill_options(function)))
+    """Every option that shapes a Sandbox: engine, image, limits, mounts, env and skills."""
+    return engine_option(image_option(limit_options(skill_options(function))))
+
+
+def resolved_image(ctx: click.Context, options: dict[str, Any], config_image: str | None) -> str:
+    """--image (or AGENTBOX_IMAGE), else the config file's `image`, else the default."""
+    image: str = options["image"]
+    if config_image is not None and ctx.get_parameter_source("image") in (
+        None,
+        click.core.ParameterSource.DEFAULT,
+    ):
+        image = config_image
+    return image
 
 
 _LIMIT_PARAMETERS = ("timeout", "memory", "max_output", "fuel", "scratch", "max_output_files")
@@ -271,6 +297,7 @@ def build_sandbox(
     sandbox = Sandbox(
         **limits,
         engine=options["engine"],
+        image=resolved_image(ctx, options, config.image),
         mounts=options["mounts"],
         files=from_options(options.get("input_files", ())),
         env=parse_env(options["env"], dict(os.environ)),

@@ -132,6 +132,28 @@ def render_text(result: RunResult, notices: list[str]) -> str:
     return "\n".join(part.removesuffix("\n") for part in parts) if parts else "(no output)"
 
 
+# The packages the data image's description names first (the rest follow, alphabetically).
+_MAIN_PACKAGES = ("numpy", "pandas", "matplotlib", "scipy", "scikit-learn", "statsmodels")
+
+
+def _image_text(sandbox: Sandbox) -> str:
+    """Which image runs, and for the data image its Python and packages, so a model does not
+    try what is missing (or avoid what is there)."""
+    versions = sandbox.packages
+    if not versions:
+        return "Run Python 3.14 code (standard library only) in an isolated WebAssembly sandbox"
+    python = versions.get("python", "3")
+    names = [name for name in _MAIN_PACKAGES if name in versions]
+    names += sorted(name for name in versions if name not in names and name != "python")
+    listed = ", ".join(f"{name} {versions[name]}" for name in names)
+    return (
+        f"Run Python {python} code in an isolated WebAssembly sandbox (the {sandbox.image} "
+        f"image, built with these packages and libraries: {listed}; matplotlib uses the Agg "
+        "backend, save figures to /output to get them back as images; no threads or "
+        "subprocesses)"
+    )
+
+
 def _description(sandbox: Sandbox) -> str:
     limits = sandbox.limits
     skills = sandbox.skills.names()
@@ -147,7 +169,7 @@ def _description(sandbox: Sandbox) -> str:
         for mount in sandbox.settings.mounts
     )
     return (
-        "Run Python 3.14 code in an isolated WebAssembly sandbox and return its stdout and "
+        _image_text(sandbox) + " and return its stdout and "
         f"stderr. No network, no processes, no host files{f' except {mounts}' if mounts else ''}. "
         f"Limits per call: {limits.timeout:g} s wall clock, {limits.memory // MIB} MiB memory. "
         "Without `session` every call starts from a clean interpreter; calls with the same "

@@ -7,17 +7,18 @@ import builtins
 import gc
 
 import skills
+import wit_host
 import wit_world
-from agentbox_guest import preload, scratch, shims, stdlib_store
+from agentbox_guest import host_api, preload, scratch, shims, stdlib_store
 from agentbox_guest.runner import ScriptRunner
-from wit_world.imports.host import input_files, scratch_limit
 
+wit_host.plug()
 _finder = stdlib_store.install()
 preload.import_all(_finder)
 shims.install()
 scratch.install()
-scratch.FS.limit_source = scratch_limit
-scratch.FS.input_source = input_files
+scratch.FS.limit_source = host_api.scratch_limit
+scratch.FS.input_source = host_api.input_files
 builtins.call_skill = skills.call_skill
 stdlib_store.forget_build_paths()
 stdlib_store.assert_no_site_packages()

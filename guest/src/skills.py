@@ -12,8 +12,7 @@ result that is not JSON) raises `skills.SkillError`.
 import json
 import sys
 
-from componentize_py_types import Err
-from wit_world.imports import host
+from agentbox_guest import host_api
 
 __all__ = ["SkillError", "UnknownSkillError", "call_skill", "list"]
 
@@ -39,16 +38,15 @@ def call_skill(name, data=None):
         raise SkillError(f"data for skill {name!r} is not JSON: {error}") from None
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    try:
-        result = host.call_skill(name, payload)
-    except Err as error:
-        raise SkillError(error.value) from None
+    ok, result = host_api.call_skill(name, payload)
+    if not ok:
+        raise SkillError(result)
     return json.loads(result)
 
 
 def list():
     """The skills this sandbox may call: `[{"name", "description", "parameters"}]`."""
-    return json.loads(host.list_skills())
+    return json.loads(host_api.list_skills())
 
 
 class _Skill:

@@ -75,8 +75,12 @@ def test_collected_files_are_traced_to_their_owners(tmp_path: Path) -> None:
     assert guest.startswith("3.14."), guest
 
 
-def test_the_package_list_names_the_guests_python() -> None:
-    """`agentbox licenses` from the Python package: the guest's runtime and CPython 3.14."""
+def test_the_package_list_names_the_guests_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agentbox licenses` from the Python package: the guest's runtime and CPython 3.14 (with
+    no data image installed: its licenses would follow, see tests/data_image)."""
+    monkeypatch.setenv("AGENTBOX_DATA_DIR", str(tmp_path / "no-images"))
     result = CliRunner().invoke(cli, ["licenses"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     guest = licenses.guest_python_version(guest_files()[0])

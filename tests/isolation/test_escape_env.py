@@ -31,10 +31,10 @@ def test_api_guest_sees_exactly_the_given_variables(secret: str) -> None:
     assert json.loads(result.stdout) == [{"FOO": "bar", "EMPTY": ""}, None]
 
 
-def test_api_environment_does_not_carry_over_between_runs(sandbox: Sandbox) -> None:
-    first = sandbox.run("import os\nos.environ['LEFT_BEHIND'] = '1'\nos.putenv('PUT', '1')")
+def test_api_environment_does_not_carry_over_between_runs(image_sandbox: Sandbox) -> None:
+    first = image_sandbox.run("import os\nos.environ['LEFT_BEHIND'] = '1'\nos.putenv('PUT', '1')")
     assert first.exit_code == ExitCode.OK
-    result = sandbox.run(DUMP)
+    result = image_sandbox.run(DUMP)
     assert json.loads(result.stdout) == [{}, None]
 
 

@@ -45,15 +45,15 @@ PROBE = textwrap.dedent(
         "//etc/passwd",
     ],
 )
-def test_host_file_cannot_be_read(sandbox: Sandbox, path: str) -> None:
+def test_host_file_cannot_be_read(image_sandbox: Sandbox, path: str) -> None:
     assert Path("/etc/passwd").exists()  # the files exist on the host, just not in the guest
-    result = sandbox.run(PROBE, args=[path])
+    result = image_sandbox.run(PROBE, args=[path])
     assert result.exit_code == ExitCode.OK, result.stderr
     assert result.stdout.startswith("BLOCKED "), result.stdout
 
 
 @pytest.mark.parametrize("path", ["/", "/..", "/../..", ".", "..", "/etc", "/proc", str(ROOT)])
-def test_directories_cannot_be_listed(sandbox: Sandbox, path: str) -> None:
+def test_directories_cannot_be_listed(image_sandbox: Sandbox, path: str) -> None:
     code = textwrap.dedent(
         """
         import os, sys
@@ -65,7 +65,7 @@ def test_directories_cannot_be_listed(sandbox: Sandbox, path: str) -> None:
             print("LEAK", entries)
         """
     )
-    result = sandbox.run(code, args=[path])
+    result = image_sandbox.run(code, args=[path])
     assert result.stdout.startswith("BLOCKED "), result.stdout
 
 
@@ -85,8 +85,10 @@ def test_walk_and_scandir_find_nothing(sandbox: Sandbox) -> None:
     assert result.stdout == "[] [] []\nFalse False\n[] []\n"
 
 
-def test_no_file_descriptors_beyond_stdio(sandbox: Sandbox) -> None:
-    """No preopened directory (fd 3+) exists to escape through with `openat` tricks."""
+def test_no_file_descriptors_beyond_stdio(image_sandbox: Sandbox, image: str) -> None:
+    """No preopened directory (fd 3+) exists to escape through with `openat` tricks; the data
+    image has exactly its own three, read-only: the stdlib zip's folder, matplotlib's data and
+    the empty folder in the build's /tmp slot (docs/images.md)."""
     code = textwrap.dedent(
         """
         import os
@@ -100,8 +102,16 @@ def test_no_file_descriptors_beyond_stdio(sandbox: Sandbox) -> None:
         print(open_fds)
         """
     )
-    result = sandbox.run(code)
-    assert result.stdout == "[]\n", result.stderr
+    result = image_sandbox.run(code)
+    assert result.stdout == ("[]\n" if image == "default" else "[3, 4, 5]\n"), result.stderr
+    if image == "data":
+        writes = image_sandbox.run(
+            "import os\nfor fd in (3, 4, 5):\n    try:\n"
+            "        os.close(os.open('planted', os.O_CREAT | os.O_WRONLY, dir_fd=fd))\n"
+            "        print('WROTE', fd)\n    except (OSError, NotImplementedError):\n"
+            "        print('refused', fd)\n"
+        )
+        assert writes.stdout == "refused 3\nrefused 4\nrefused 5\n", writes.stderr
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def test_guest_memory_holds_no_host_secret_or_path(
     assert control.stdout == f"found {[secret[:12]]}\n", control.stderr
 
 
-def test_builtins_tampering_does_not_survive_the_run(sandbox: Sandbox) -> None:
+def test_builtins_tampering_does_not_survive_the_run(image_sandbox: Sandbox) -> None:
     code = textwrap.dedent(
         """
         import builtins, json, sys
@@ -164,18 +164,20 @@ def test_builtins_tampering_does_not_survive_the_run(sandbox: Sandbox) -> None:
         sys.modules["os"] = None
         """
     )
-    assert sandbox.run(code).exit_code == ExitCode.OK
-    result = sandbox.run("import json, os\nprint(json.dumps([1]), os.sep)\nraise ValueError('x')")
+    assert image_sandbox.run(code).exit_code == ExitCode.OK
+    result = image_sandbox.run(
+        "import json, os\nprint(json.dumps([1]), os.sep)\nraise ValueError('x')"
+    )
     assert result.stdout == "[1] /\n"
     assert result.exit_code == ExitCode.SCRIPT_ERROR
     assert "ValueError: x" in result.stderr
 
 
-def test_globals_and_modules_do_not_leak_between_runs(sandbox: Sandbox) -> None:
-    first = sandbox.run("import re, sys\nre.LEFT = 'from run 1'\nsys.left = 1\nLEFT = 1")
+def test_globals_and_modules_do_not_leak_between_runs(image_sandbox: Sandbox) -> None:
+    first = image_sandbox.run("import re, sys\nre.LEFT = 'from run 1'\nsys.left = 1\nLEFT = 1")
     assert first.exit_code == ExitCode.OK
     code = "import re, sys\nprint(hasattr(re, 'LEFT'), hasattr(sys, 'left'), 'LEFT' in globals())"
-    assert sandbox.run(code).stdout == "False False False\n"
+    assert image_sandbox.run(code).stdout == "False False False\n"
 
 
 def test_guest_cannot_forge_the_host_result_structure(sandbox: Sandbox) -> None:

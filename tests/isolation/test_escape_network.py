@@ -85,9 +85,9 @@ TEMPLATE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("statement", ATTEMPTS.values(), ids=ATTEMPTS.keys())
-def test_network_is_denied(sandbox: Sandbox, listeners: Listeners, statement: str) -> None:
+def test_network_is_denied(image_sandbox: Sandbox, listeners: Listeners, statement: str) -> None:
     args = [str(listeners.tcp_port), str(listeners.udp_port), statement]
-    result = sandbox.run(TEMPLATE, args=args)
+    result = image_sandbox.run(TEMPLATE, args=args)
     assert result.exit_code == ExitCode.OK, result.stderr
     assert result.limit is None
     assert result.stdout.startswith("BLOCKED "), result.stdout

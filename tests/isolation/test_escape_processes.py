@@ -38,9 +38,9 @@ ATTEMPTS = {
 
 
 @pytest.mark.parametrize("statement", ATTEMPTS.values(), ids=ATTEMPTS.keys())
-def test_no_process_can_be_started(sandbox: Sandbox, tmp_path: Path, statement: str) -> None:
+def test_no_process_can_be_started(image_sandbox: Sandbox, tmp_path: Path, statement: str) -> None:
     marker = tmp_path / "marker"
-    result = sandbox.run(MARKER_ATTACK, args=[str(marker), statement])
+    result = image_sandbox.run(MARKER_ATTACK, args=[str(marker), statement])
     assert result.exit_code == ExitCode.OK, result.stderr
     assert result.limit is None
     assert result.stdout.startswith("BLOCKED "), result.stdout

@@ -31,9 +31,10 @@ import time
 import zlib
 from functools import cache
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import wasmtime
-from wasmtime import Engine, WasmtimeError
+from wasmtime import Engine, Module, WasmtimeError
 from wasmtime.component import Component
 
 from agentbox import native_folders
@@ -41,7 +42,17 @@ from agentbox.engines.base import Progress
 from agentbox.engines.wasm.guest_image import GuestImage
 
 
-def cache_key(guest: GuestImage, engine_description: str) -> str:
+class Compilable(Protocol):
+    """What the cache needs of an image: its bytes' sha256 (the default guest or the data image)."""
+
+    @property
+    def sha256(self) -> str: ...
+
+
+_Compiled = TypeVar("_Compiled", Component, Module)
+
+
+def cache_key(guest: Compilable, engine_description: str) -> str:
     """Readable and unique: guest, wasmtime version, engine settings, OS and CPU.
 
     (No hashlib here: importing it loads OpenSSL, a cost every `agentbox run` would pay.)
@@ -70,8 +81,9 @@ def wasmtime_version() -> str:
     return metadata.version("wasmtime")
 
 
-def artifact_path(guest: GuestImage, engine_description: str) -> Path:
-    return native_folders.cache_dir() / f"guest-{cache_key(guest, engine_description)}.cwasm"
+def artifact_path(guest: Compilable, engine_description: str, prefix: str = "guest") -> Path:
+    """`prefix` tells the images apart in the folder: "guest" (the default one), "data"..."""
+    return native_folders.cache_dir() / f"{prefix}-{cache_key(guest, engine_description)}.cwasm"
 
 
 def _stamp_path(artifact: Path) -> Path:
@@ -172,30 +184,56 @@ def load_component(
 ) -> Component:
     """The compiled guest for `engine`: from the cache, or compiled (and cached) now."""
     artifact = artifact_path(guest, engine_description)
+    return _load(engine, guest.path, artifact, progress, Component, "the sandbox")
+
+
+def load_module(
+    engine: Engine,
+    image: Compilable,
+    path: Path,
+    engine_description: str,
+    progress: Progress,
+    prefix: str = "data",
+) -> Module:
+    """A core-module image (the data image) for `engine`, with the same cache and checks as the
+    default guest; keyed on the image's sha256 and the engine settings."""
+    artifact = artifact_path(image, engine_description, prefix)
+    return _load(engine, path, artifact, progress, Module, f"the {prefix} image")
+
+
+def _load(
+    engine: Engine,
+    source: Path,
+    artifact: Path,
+    progress: Progress,
+    compiled_kind: type[_Compiled],
+    what: str,
+) -> _Compiled:
     if not _private_folder(artifact.parent, progress):
-        return Component.from_file(engine, str(guest.path))
+        return compiled_kind.from_file(engine, str(source))
     present = os.path.lexists(artifact)
     if present and _verified(artifact):
         try:
-            return Component.deserialize_file(engine, str(artifact))
+            return compiled_kind.deserialize_file(engine, str(artifact))
         except WasmtimeError:
             pass  # foreign or damaged beyond what the stamp sees: rebuild below
     started = time.perf_counter()
     if present:
         progress(
             f"agentbox: {artifact} is not what agentbox wrote (changed or damaged); "
-            "compiling the sandbox again..."
+            f"compiling {what} again..."
         )
     else:
-        progress("agentbox: compiling the sandbox for this machine (first run only)...")
-    component = Component.from_file(engine, str(guest.path))
-    serialized = bytes(component.serialize())
+        progress(f"agentbox: compiling {what} for this machine (first run only)...")
+    compiled = compiled_kind.from_file(engine, str(source))
+    serialized = bytes(compiled.serialize())
     try:
         store(artifact, serialized)
     except OSError as error:
         progress(f"agentbox: could not cache the compiled sandbox ({error}); continuing")
-    progress(f"agentbox: sandbox compiled in {time.perf_counter() - started:.1f} s")
-    return component
+    elapsed = time.perf_counter() - started
+    progress(f"agentbox: {what.removeprefix('the ')} compiled in {elapsed:.1f} s")
+    return compiled
 
 
 def clear() -> int:

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, Self
 
-from wasmtime import ExitTrap, Store, WasiConfig, WasmtimeError
+from wasmtime import Engine, ExitTrap, Store, Trap, WasiConfig, WasmtimeError
 from wasmtime.component import Func, Record
 
 from agentbox.engines.base import (
@@ -27,7 +28,13 @@ from agentbox.engines.base import (
 )
 from agentbox.engines.wasm import host_functions
 from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
-from agentbox.engines.wasm.runtime import Runtime, get_runtime
+from agentbox.engines.wasm.runtime import (
+    EpochTicker,
+    Runtime,
+    get_runtime,
+    log_progress,
+    runtime_ready,
+)
 from agentbox.engines.wasm.threads import release_later, run_threads
 from agentbox.exit_codes import ExitCode
 from agentbox.limits import DEFAULT_MAX_OUTPUT_FILES_BYTES, Limits
@@ -36,7 +43,7 @@ from agentbox.output_files import OutputFiles, with_files
 from agentbox.result import LimitName, RunResult
 from agentbox.skills import RunSkills, SkillSet
 
-_INSTANTIATION_FUEL = 1 << 40
+INSTANTIATION_FUEL = 1 << 40
 
 # What a pooled instance runs before its first real run. Printing to both streams matters: after
 # an empty priming script, a `print(x)` run still dirtied 44 new pages of the memory image and
@@ -124,7 +131,7 @@ class _Call:
     watch: RunWatch
     """Counts the run as abandoned while its caller has stopped waiting and it has not returned."""
     outcome: Any = None
-    trap: WasmtimeError | None = None
+    trap: WasmtimeError | Trap | None = None
     error: BaseException | None = None
 
 
@@ -136,10 +143,33 @@ class _CallOutcome:
     usable: bool
 
 
-class GuestInstance:
-    """One guest interpreter in its own Store: a one-shot run, or a session's interpreter."""
+class _Ticking(Protocol):
+    """What an instance needs of its runtime: the component's `Runtime`, or `CoreRuntime`."""
 
-    def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def ticker(self) -> EpochTicker: ...
+
+
+class BaseInstance:
+    """One guest interpreter in its own Store: a one-shot run, or a session's interpreter.
+
+    Everything but the call into the guest is shared by both kinds of image (limits, deadline,
+    abandoning, outcome and result); `GuestInstance` (the component) and `CoreInstance` (a core
+    module, the data image) implement `_call_guest`.
+    """
+
+    def __init__(
+        self,
+        runtime: _Ticking,
+        settings: RunSettings,
+        read_only: Sequence[tuple[Path, str]] = (),
+        process: tuple[Sequence[str], Sequence[tuple[str, str]]] = ((), ()),
+    ) -> None:
+        """`read_only`: the image's own folders, preopened first, in order; `process`: the
+        WASI argv and environment the image was built with (the data image's)."""
         self._runtime = runtime
         self._limits = settings.limits
         self._inputs = settings.files
@@ -150,17 +180,24 @@ class GuestInstance:
         # must not reference the Store (or this object), or neither is ever freed.
         outputs = self._outputs
         wasi = WasiConfig()
+        argv, environment = process
+        if argv:
+            wasi.argv = list(argv)
+        if environment:
+            wasi.env = list(environment)
         wasi.stdout_custom = lambda data: outputs.stdout.write(data)
         wasi.stderr_custom = lambda data: outputs.stderr.write(data)
+        for host, guest in read_only:  # the image's own folders (the data image's stdlib)
+            wasi.preopen_dir(str(host), guest, fs_mutable=False)
         for mount in settings.mounts:
             wasi.preopen_dir(str(mount.host), mount.guest, fs_mutable=mount.writable)
         self.store.set_wasi(wasi)
         # Instantiated by the first run, on its run thread (see `_prepare`): the caller does not
         # wait for a hop to another thread to instantiate first.
-        self._func: Func | None = None
+        self._instance: Any = None
         self.usable = True
 
-    def prime(self) -> "GuestInstance":
+    def prime(self) -> Self:
         """Run a script that prints, so the interpreter's first-run work (page faults in the
         fresh memory image, lazy set-up) is paid now, off the hot path: the warm pool calls
         this. Leaves no state a later run can see: every run resets what the runner sets up,
@@ -222,8 +259,8 @@ class GuestInstance:
         """Done with this instance: its memory is freed off the hot path (see `threads`).
         An abandoned worker still holds the Store, so it stays alive until that worker ends."""
         self.usable = False
-        release_later((self.store, self._func))
-        del self.store, self._func
+        release_later((self.store, self._instance))
+        del self.store, self._instance
 
     def _prepare(
         self,
@@ -238,8 +275,8 @@ class GuestInstance:
             raise RuntimeError("this guest instance hit a limit and cannot run again")
         limits = self._limits.with_timeout(timeout)
         self._outputs.reset(request.on_output)
-        arguments = _call_arguments(request, keep_globals)
-        store, func, runtime = self.store, self._func, self._runtime
+        arguments = self._arguments(request, keep_globals)
+        store, runtime = self.store, self._runtime
         call = _Call(
             limits=limits,
             skills=skills,
@@ -258,20 +295,16 @@ class GuestInstance:
             inputs=_inputs(self._inputs, request.files),
         )
 
+        call_guest = self._call_guest
+
         def work() -> None:
-            nonlocal func
             host_functions.bind(binding)
             # The ticker counts this run as active until the worker itself returns, not only
             # while a caller waits: an abandoned or cancelled run must still reach its deadline.
             runtime.ticker.__enter__()
             try:
-                if func is None:
-                    func = self._func = _instantiate(runtime, store, limits.fuel is not None)
-                if limits.fuel is not None:
-                    store.set_fuel(limits.fuel)
-                call.outcome = func(store, *arguments)
-                func.post_return(store)
-            except WasmtimeError as trap:
+                call.outcome = call_guest(store, arguments, limits.fuel)
+            except (WasmtimeError, Trap) as trap:  # a component call raises the first
                 # Without its traceback: the traceback's frame holds the Store, and the record
                 # holding the traceback would make a cycle that pins the Store until a GC pass.
                 call.trap = trap.with_traceback(None)
@@ -320,8 +353,17 @@ class GuestInstance:
             return self._classify_trap(call.trap, deadline_passed, call.limits)
         return _finished(call.outcome)
 
+    def _arguments(self, request: ScriptRequest, keep_globals: bool) -> Any:
+        """What `_call_guest` passes the guest for this run (made on the caller's thread)."""
+        raise NotImplementedError
+
+    def _call_guest(self, store: Store, arguments: Any, fuel: int | None) -> tuple[int, str]:
+        """On the run's thread: instantiate on first use, set the fuel, run; returns the exit
+        code and the uncaught exception's type name ("" if none)."""
+        raise NotImplementedError
+
     def _classify_trap(
-        self, trap: WasmtimeError, deadline_passed: bool, limits: Limits
+        self, trap: WasmtimeError | Trap, deadline_passed: bool, limits: Limits
     ) -> _CallOutcome:
         """Tell limits apart by what the host armed, never by parsing the trap message."""
         if deadline_passed:
@@ -335,11 +377,33 @@ class GuestInstance:
         return _CallOutcome(ExitCode.CRASH, "crash", f"the sandbox crashed: {_cause(trap)}", False)
 
 
+class GuestInstance(BaseInstance):
+    """An instance of the default image: the snapshotted guest component."""
+
+    _runtime: Runtime
+
+    def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
+        super().__init__(runtime, settings)
+
+    def _arguments(self, request: ScriptRequest, keep_globals: bool) -> Any:
+        return _call_arguments(request, keep_globals)
+
+    def _call_guest(self, store: Store, arguments: Any, fuel: int | None) -> tuple[int, str]:
+        func = self._instance
+        if func is None:
+            func = self._instance = _instantiate(self._runtime, store, fuel is not None)
+        if fuel is not None:
+            store.set_fuel(fuel)
+        outcome = func(store, *arguments)
+        func.post_return(store)
+        return int(getattr(outcome, "exit-code")), str(getattr(outcome, "error-type"))
+
+
 def _instantiate(runtime: Runtime, store: Store, fuel: bool) -> Func:
     """The guest's `run` in a new instance in `store` (under the run's deadline: instantiation
     executes the component's start functions)."""
     if fuel:
-        store.set_fuel(_INSTANTIATION_FUEL)  # not charged to the script's budget
+        store.set_fuel(INSTANTIATION_FUEL)  # not charged to the script's budget
     instance = runtime.linker.instantiate(store, runtime.component)
     func = instance.get_func(store, "run")
     if func is None:
@@ -347,7 +411,7 @@ def _instantiate(runtime: Runtime, store: Store, fuel: bool) -> Func:
     return func
 
 
-def _cause(trap: WasmtimeError) -> str:
+def _cause(trap: WasmtimeError | Trap) -> str:
     """The trap's cause (`wasm trap: call stack exhausted`), for humans; never used to decide."""
     text = str(trap).strip()
     _, marker, cause = text.rpartition("Caused by:")
@@ -361,9 +425,9 @@ def _timeout(limits: Limits) -> _CallOutcome:
     )
 
 
-def _finished(outcome: Any) -> _CallOutcome:
-    exit_code = int(getattr(outcome, "exit-code"))
-    if getattr(outcome, "error-type") == "MemoryError":
+def _finished(outcome: tuple[int, str]) -> _CallOutcome:
+    exit_code, error_type = outcome
+    if error_type == "MemoryError":
         return _CallOutcome(
             ExitCode.MEMORY, "memory", "the script ran out of memory (--memory)", True
         )
@@ -371,20 +435,47 @@ def _finished(outcome: Any) -> _CallOutcome:
 
 
 class WasmEngine:
-    """Fresh instance per run; the Engine, Linker and compiled guest are shared per process."""
+    """Fresh instance per run; the Engine, Linker and compiled guest are shared per process.
+
+    `image` is "default" (the component) or "data" (a core module: see `core_engine`); the
+    data image is looked up when the engine is made, so a missing one fails at once."""
 
     name = "wasm"
 
-    def __init__(self, progress: Progress | None = None) -> None:
+    def __init__(self, progress: Progress | None = None, image: str = "default") -> None:
+        from agentbox.engines.wasm.images import DATA_IMAGE, check_image, load_data_image
+
         self._progress = progress
+        self.image = check_image(image)
+        self._data = load_data_image() if image == DATA_IMAGE else None
 
-    def runtime(self, fuel: bool) -> Runtime:
-        if self._progress is None:
-            return get_runtime(fuel)
-        return get_runtime(fuel, self._progress)
+    @property
+    def versions(self) -> dict[str, str]:
+        """The data image's packages and their versions (empty for the default image)."""
+        return {} if self._data is None else dict(self._data.versions)
 
-    def new_instance(self, settings: RunSettings) -> GuestInstance:
-        return GuestInstance(self.runtime(settings.limits.fuel is not None), settings)
+    def runtime(self, fuel: bool) -> Any:
+        progress = self._progress or log_progress
+        if self._data is not None:
+            from agentbox.engines.wasm.core_runtime import get_core_runtime
+
+            return get_core_runtime(self._data, fuel, progress)
+        return get_runtime(fuel, progress)
+
+    def runtime_ready(self, fuel: bool) -> bool:
+        if self._data is not None:
+            from agentbox.engines.wasm.core_runtime import core_runtime_ready
+
+            return core_runtime_ready(self._data, fuel)
+        return runtime_ready(fuel)
+
+    def new_instance(self, settings: RunSettings) -> BaseInstance:
+        runtime = self.runtime(settings.limits.fuel is not None)
+        if self._data is not None:
+            from agentbox.engines.wasm.core_engine import CoreInstance
+
+            return CoreInstance(runtime, settings, self._data.preopens)
+        return GuestInstance(runtime, settings)
 
     def run(self, request: ScriptRequest, settings: RunSettings, skills: RunSkills) -> RunResult:
         return self.new_instance(settings).run_once(request, skills)

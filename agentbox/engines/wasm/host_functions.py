@@ -10,7 +10,7 @@ what the host allocates does not grow with what the guest sends (beyond wasmtime
 """
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,8 +69,21 @@ def bind(binding: RunBinding | None) -> None:
     _current.binding = binding
 
 
-def _binding() -> RunBinding | None:
+def current_binding() -> RunBinding | None:
     return getattr(_current, "binding", None)
+
+
+_binding = current_binding
+
+
+class TextArgument(Protocol):
+    """A guest string read on demand: `GuestText` (component) or `door.MemoryText` (core)."""
+
+    size: int
+
+    def text(self, max_bytes: int) -> str | None: ...
+
+    def prefix(self, max_bytes: int) -> str: ...
 
 
 def _router() -> SkillRouter | None:
@@ -79,6 +92,11 @@ def _router() -> SkillRouter | None:
 
 
 def _call_skill(_store: object, name: GuestText, data: GuestText) -> Variant:
+    return call_skill(name, data)
+
+
+def call_skill(name: TextArgument, data: TextArgument) -> Variant:
+    """A skill call from either guest kind; never raises."""
     router = _router()
     text = name.text(MAX_SKILL_NAME_BYTES)
     if router is None:
@@ -103,6 +121,10 @@ def _call_skill(_store: object, name: GuestText, data: GuestText) -> Variant:
 
 
 def _list_skills(_store: object) -> str:
+    return list_skills()
+
+
+def list_skills() -> str:
     router = _router()
     return "[]" if router is None else router.list_json()
 
@@ -117,26 +139,39 @@ def _write_output(_store: object, target: str, data: GuestText) -> None:
 
 
 def _read_stdin(_store: object, max_bytes: int) -> str:
-    """At most `max_bytes` (and CHUNK_BYTES) of the script's stdin, one char per byte; empty at
-    its end. The host never reads (so never allocates) more than the guest asked for, and a
-    reader that raises is the end of input, not a trap."""
+    return read_stdin_bytes(max_bytes).decode("latin-1")
+
+
+def read_stdin_bytes(max_bytes: int) -> bytes:
+    """At most `max_bytes` (and CHUNK_BYTES) of the script's stdin; empty at its end. The host
+    never reads (so never allocates) more than the guest asked for, and a reader that raises is
+    the end of input, not a trap."""
     binding = _binding()
     size = min(max_bytes, CHUNK_BYTES)
     if binding is None or binding.stdin is None or size <= 0:
-        return ""
+        return b""
     try:
         data = binding.stdin(size)
     except Exception:  # noqa: BLE001 - an unreadable stdin reads as empty, as for `python`
-        return ""
-    return bytes(data[:size]).decode("latin-1")
+        return b""
+    return bytes(data[:size])
 
 
 def _scratch_limit(_store: object) -> int:
+    return scratch_limit()
+
+
+def scratch_limit() -> int:
     binding = _binding()
     return DEFAULT_SCRATCH_BYTES if binding is None else binding.scratch
 
 
 def _output_file(_store: object, name: GuestText, data: GuestText, first: bool) -> bool:
+    pieces = (piece.encode("latin-1", "replace") for piece in data.chunks())
+    return output_file_piece(name, pieces, first)
+
+
+def output_file_piece(name: TextArgument, pieces: Iterable[bytes], first: bool) -> bool:
     """A piece of a file from /output: kept within the caps, otherwise refused unread."""
     binding = _binding()
     if binding is None or binding.files is None:
@@ -145,7 +180,7 @@ def _output_file(_store: object, name: GuestText, data: GuestText, first: bool) 
         text = name.text(MAX_OUTPUT_NAME_BYTES)
         shown = text if text is not None else name.prefix(100) + f"...[{name.size} bytes]"
         return binding.files.start(text, shown)
-    return all(binding.files.append(piece.encode("latin-1", "replace")) for piece in data.chunks())
+    return all(binding.files.append(piece) for piece in pieces)
 
 
 def _input_files(_store: object) -> list[tuple[str, str]]:

@@ -134,7 +134,7 @@ def engine_description(fuel: bool) -> str:
     return f"epoch_interruption=1;consume_fuel={int(fuel)}"
 
 
-def _log_progress(message: str) -> None:
+def log_progress(message: str) -> None:
     log.logger().info(message)
 
 
@@ -144,7 +144,7 @@ def runtime_ready(fuel: bool = False) -> bool:
 
 
 def build_runtime(
-    fuel: bool, pooling: PoolingSettings | None, progress: Progress = _log_progress
+    fuel: bool, pooling: PoolingSettings | None, progress: Progress = log_progress
 ) -> Runtime:
     """A new runtime (its own Engine); `get_runtime` keeps one per configuration."""
     config = Config()
@@ -162,7 +162,7 @@ def build_runtime(
     return Runtime(engine, linker, component, EpochTicker(engine))
 
 
-def get_runtime(fuel: bool = False, progress: Progress = _log_progress) -> Runtime:
+def get_runtime(fuel: bool = False, progress: Progress = log_progress) -> Runtime:
     """The shared runtime for this engine configuration, built (and compiled) on first use."""
     with _lock:
         runtime = _runtimes.get(fuel)

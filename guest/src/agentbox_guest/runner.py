@@ -12,9 +12,7 @@ import tokenize
 import traceback
 import types
 
-from wit_world.imports.host import OutputTarget, output_file, read_stdin, write_output
-
-from agentbox_guest import scratch
+from agentbox_guest import host_api, scratch
 from agentbox_guest.shims import HardExit, flush_standard_streams
 
 # What `python` prints and returns when the script raised; mirrors Py_Main.
@@ -35,7 +33,7 @@ _monotonic = time.monotonic
 _WARM_UP_SCRIPT = b"import sys\nx = [n * 2 for n in range(3)]\nprint(x)\nprint(x, file=sys.stderr)"
 
 
-def _discard_output(target: OutputTarget, data: str) -> None:
+def _discard_output(target: object, data: str) -> None:
     pass
 
 
@@ -43,10 +41,10 @@ class _HostOutput(io.RawIOBase):
     """The raw end of `sys.stdout`/`sys.stderr`: one host call per flush (see `write-output` in
     the WIT file). It still reports the real fd, for code that asks `sys.stdout.fileno()`."""
 
-    def __init__(self, target: OutputTarget) -> None:
+    def __init__(self, target: object) -> None:
         super().__init__()
         self._target = target
-        self._fd = _STDOUT_FD if target == OutputTarget.STDOUT else _STDERR_FD
+        self._fd = _STDOUT_FD if target == host_api.STDOUT else _STDERR_FD
 
     def writable(self) -> bool:
         return True
@@ -57,7 +55,9 @@ class _HostOutput(io.RawIOBase):
     def write(self, data) -> int:
         view = memoryview(data)
         for start in range(0, len(view), _HOST_CALL_BYTES):
-            write_output(self._target, str(view[start : start + _HOST_CALL_BYTES], "latin-1"))
+            host_api.write_output(
+                self._target, str(view[start : start + _HOST_CALL_BYTES], "latin-1")
+            )
         return len(view)
 
 
@@ -73,7 +73,7 @@ class _TimelyTextStream(io.TextIOWrapper):
     WINDOW = 0.05
     LINES_PER_WINDOW = 100
 
-    def __init__(self, target: OutputTarget) -> None:
+    def __init__(self, target: object) -> None:
         buffered = io.BufferedWriter(_HostOutput(target), _OUTPUT_BUFFER)
         super().__init__(buffered, encoding="utf-8", errors="backslashreplace")
         self._window_start = -1.0
@@ -109,7 +109,7 @@ class _HostInput(io.RawIOBase):
     def readinto(self, buffer) -> int:
         self.used = True
         view = memoryview(buffer).cast("B")
-        data = read_stdin(min(len(view), _HOST_CALL_BYTES)).encode("latin-1")
+        data = host_api.read_stdin(min(len(view), _HOST_CALL_BYTES)).encode("latin-1")
         count = min(len(data), len(view))  # a misbehaving host cannot overrun the buffer
         view[:count] = data[:count]
         return count
@@ -130,9 +130,11 @@ class ScriptRunner:
         (each object a run creates costs page faults in the fresh memory image)."""
         self._main: types.ModuleType | None = None
         self._seeded = False
+        self.reseed_hooks: list = []
+        """More generators to reseed at an instance's first run (the data image: numpy's)."""
         os.environ.clear()  # the build's PYTHONHOME etc. are not the script's business
-        self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
-        self._stderr = _TimelyTextStream(OutputTarget.STDERR)
+        self._stdout = _TimelyTextStream(host_api.STDOUT)
+        self._stderr = _TimelyTextStream(host_api.STDERR)
         self._stdin = _stdin_stream()
 
     def warm_up(self) -> None:
@@ -145,21 +147,20 @@ class ScriptRunner:
         modules (`logging.shutdown`, multiprocessing's exit hook), which an instance's first
         run used to pay for. A script's own atexit handlers still run at the end of its run.
         """
-        global write_output
-        host_write, write_output = write_output, _discard_output
+        host_write, host_api.write_output = host_api.write_output, _discard_output
         main = sys.modules.get("__main__")
         try:
             for _ in range(3):
                 self.run(_WARM_UP_SCRIPT, "<stdin>", ["<stdin>"], {}, keep_globals=False)
                 self._main = None
         finally:
-            write_output = host_write
+            host_api.write_output = host_write
         if main is not None:
             sys.modules["__main__"] = main
         linecache.cache.pop("<stdin>", None)
         self._seeded = False  # each instance seeds its own on its first run
-        self._stdout = _TimelyTextStream(OutputTarget.STDOUT)  # a fresh rate window
-        self._stderr = _TimelyTextStream(OutputTarget.STDERR)
+        self._stdout = _TimelyTextStream(host_api.STDOUT)  # a fresh rate window
+        self._stderr = _TimelyTextStream(host_api.STDERR)
 
     def _fresh_main(self, filename: str) -> types.ModuleType:
         main = types.ModuleType("__main__")
@@ -186,6 +187,8 @@ class ScriptRunner:
         os.environ.update(env)
         if not self._seeded:  # the snapshot's state is every instance's: reseed each one once
             random.seed()
+            for reseed in self.reseed_hooks:
+                reseed()
             self._seeded = True
         self._install_streams()
         scratch.begin_run(fresh=not keep_globals)
@@ -195,16 +198,16 @@ class ScriptRunner:
                 atexit._run_exitfuncs()
         finally:
             flush_standard_streams()
-            scratch.send_outputs(output_file)
+            scratch.send_outputs(host_api.output_file)
         return outcome
 
     def _install_streams(self) -> None:
         """The snapshot's streams, unless an earlier call of a session closed them (or read
         from stdin: each run reads its own stdin, with nothing left over from the last)."""
         if self._stdout.closed:
-            self._stdout = _TimelyTextStream(OutputTarget.STDOUT)
+            self._stdout = _TimelyTextStream(host_api.STDOUT)
         if self._stderr.closed:
-            self._stderr = _TimelyTextStream(OutputTarget.STDERR)
+            self._stderr = _TimelyTextStream(host_api.STDERR)
         sys.stdout = sys.__stdout__ = self._stdout
         sys.stderr = sys.__stderr__ = self._stderr
         if self._stdin.closed or self._stdin._agentbox_raw.used:

@@ -51,8 +51,10 @@ INIT_SOURCE_FILE = Path(__file__).with_name("guest_init.py")
 
 
 def init_source() -> str:
-    """INIT_SOURCE: the text of `guest_init.py`."""
-    return INIT_SOURCE_FILE.read_text(encoding="utf-8")
+    """INIT_SOURCE: agentbox's runner modules (runner_bundle.py), then `guest_init.py`."""
+    from agentbox.engines.wasm.data_image import runner_bundle
+
+    return runner_bundle.bundle(INIT_SOURCE_FILE.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
