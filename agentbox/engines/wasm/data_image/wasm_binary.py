@@ -93,7 +93,8 @@ class Reader:
         self.offset += count
         return bytes(chunk)
 
-    def unsigned(self, bits: int = 32) -> int:
+    def _leb128(self, bits: int) -> tuple[int, int, int]:
+        """The raw value, its bit length and its last byte (the sign is the caller's)."""
         result = shift = 0
         start = self.offset
         while True:
@@ -103,22 +104,18 @@ class Reader:
             if shift > bits + 6:  # more than ceil(bits / 7) bytes
                 raise WasmFormatError(f"LEB128 longer than {bits} bits at byte {start}")
             if not byte & 0x80:
-                break
+                return result, shift, byte
+
+    def unsigned(self, bits: int = 32) -> int:
+        start = self.offset
+        result, _, _ = self._leb128(bits)
         if result >= 1 << bits:
             raise WasmFormatError(f"LEB128 out of range for u{bits} at byte {start}")
         return result
 
     def signed(self, bits: int = 32) -> int:
-        result = shift = 0
         start = self.offset
-        while True:
-            byte = self.byte()
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if shift > bits + 6:  # more than ceil(bits / 7) bytes
-                raise WasmFormatError(f"LEB128 longer than {bits} bits at byte {start}")
-            if not byte & 0x80:
-                break
+        result, shift, byte = self._leb128(bits)
         if byte & 0x40:
             result -= 1 << shift
         if not -(1 << (bits - 1)) <= result < 1 << (bits - 1):
