@@ -78,10 +78,13 @@ SKIPPED = [
     (r"agentbox batch \S+ -o \S+ --ray\b", "needs a Ray cluster (tested in tests/batch)"),
     # Downloads 94 MiB and builds for minutes, or removes the user's installed image;
     # tests/data_image/ installs, lists and refuses through the same commands.
-    (r"agentbox image (install|remove)\b", "installs or removes the data image (minutes)"),
+    (r"(\S*/)?agentbox image (install|remove)\b", "installs or removes the data image (minutes)"),
     # Needs the data image installed (minutes to build); tests/data_image/ runs the same
     # commands against an installed image.
-    (r"agentbox \S+ --image data\b", "needs the data image installed (tested in tests/data_image)"),
+    (
+        r"(\S*/)?agentbox \S+ --image data\b",
+        "needs the data image installed (tested in tests/data_image)",
+    ),
 ]
 
 # Python blocks that cannot run here, by a line they contain; each with its reason.
