@@ -12,8 +12,8 @@ Measured, on the same cores, in rounds that alternate the harnesses:
   and its workers' start included);
 - `run_batch(tasks)` from Python, the same work without the command's start, once with each
   way of allocating instances (`--allocators`): a new memory mapping per task (`on-demand`,
-  the engine's default and the batch's before pooling), wasmtime's pooling allocator
-  (`pooled`, the batch's default), and pooled with each slot's memory kept resident
+  the default: the pooled ones measured no cheaper on this VM), wasmtime's pooling allocator
+  (`pooled`, `BatchSettings(pooling=True)`), and pooled with each slot's memory kept resident
   (`resident`, `--resident` bytes);
 - with `--ray`: the same tasks on a Ray cluster started here (`ray start --head`), its actors
   already up (the comparison the target names: within 25% of local mode).
