@@ -16,6 +16,7 @@ from agentbox.engines.base import (
 from agentbox.engines.registry import resolve_engine
 from agentbox.engines.wasm.images import DEFAULT_IMAGE, check_image, check_memory_for
 from agentbox.engines.wasm.pool import WarmPool
+from agentbox.engines.wasm.recycle import Recycler, recycler_for
 from agentbox.errors import UsageError
 from agentbox.input_files import FilesArgument, load_files
 from agentbox.limits import (
@@ -89,6 +90,10 @@ class Sandbox:
     """Runs untrusted Python. Reuse one Sandbox for many runs: each run is isolated and cheap.
 
     Every `run` starts from the same snapshot in a new instance, so runs never share state.
+    With `recycle=True` (for a caller that runs scripts one after another, as a batch worker
+    does), runs instead reuse one instance whose memory is put back to the snapshot's bytes
+    after each run (Linux, default image, no mounts; a fresh instance otherwise and after any
+    run that grew its memory or hit a limit: see `agentbox.engines.wasm.recycle`).
     A Sandbox is safe to use from several threads at once; `pool_size` keeps that many
     instances ready ahead of time (for long-lived hosts where every millisecond counts).
 
@@ -116,6 +121,7 @@ class Sandbox:
         engine: str = "wasm",
         progress: Progress | None = None,
         image: str = "default",
+        recycle: bool = False,
     ) -> None:
         limits = Limits(
             timeout=timeout,
@@ -131,6 +137,7 @@ class Sandbox:
             files=load_files(files, limits.memory // 2),
         )
         refuse_shared_guest_paths(self.settings.mounts)
+        mounts_given = bool(self.settings.mounts)
         self.env = _checked_env(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
         self._engine: Engine
@@ -149,6 +156,9 @@ class Sandbox:
             # The pool's thread compiles the guest on first use (if no cache has it): the
             # constructor returns at once, so a server can answer while it compiles.
             self._pool = WarmPool(lambda: self._new_instance().prime(), pool_size)
+        self._recycler: Recycler | None = None
+        if recycle and self.engine == "wasm" and image == DEFAULT_IMAGE and not mounts_given:
+            self._recycler = recycler_for(self._new_instance, limits.fuel is not None)
 
     @property
     def limits(self) -> Limits:
@@ -185,6 +195,8 @@ class Sandbox:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._recycler is not None:
+            self._recycler.close()
 
     def _new_instance(self) -> "BaseInstance":
         return self._wasm().new_instance(self.settings)
@@ -259,6 +271,8 @@ class Sandbox:
             result = self._engine.run(
                 request, dataclasses.replace(self.settings, limits=limits), skills
             )
+        elif self._recycler is not None:
+            result = self._recycler.run(request, skills, timeout)
         else:
             result = self._instance().run_once(request, skills, timeout=timeout)
         return _reraise_output_error(request, result)

@@ -49,6 +49,9 @@ class BatchSettings:
     skill_files: tuple[str, ...] = ()
     skill_commands: tuple[str, ...] = ()
     config_path: str | None = None
+    recycle: bool = True
+    """Each worker reuses one instance per sandbox, its memory put back to the snapshot after
+    every task (`agentbox.engines.wasm.recycle`); False: a fresh instance per task."""
     pooling: bool = False
     """wasmtime's pooling allocator in each worker, instead of a new memory mapping per task:
     measure it with `benchmarks/batch.py` (it did not pay on this project's VM)."""
@@ -192,6 +195,7 @@ class TaskRunner:
                 engine=self.settings.engine,
                 image=self.settings.image,
                 progress=self._progress,
+                recycle=self.settings.recycle and self._pooling is None,
             )
             self._sandboxes[key] = sandbox
         return sandbox

@@ -362,6 +362,19 @@ class BaseInstance:
         code and the uncaught exception's type name ("" if none)."""
         raise NotImplementedError
 
+    def _instantiate(self, store: Store, fuel: bool) -> Any:
+        """A new instance of the image in `store` (under a deadline: instantiation executes
+        its start functions), as `_call_guest` uses it."""
+        raise NotImplementedError
+
+    def instantiate(self) -> None:
+        """Instantiate now, on this thread, rather than at the first run (for a caller that
+        must see the instance's memory mapped: `agentbox.engines.wasm.recycle`)."""
+        ticker = self._runtime.ticker
+        with ticker:
+            ticker.arm(self.store, self._limits.timeout)
+            self._instance = self._instantiate(self.store, self._limits.fuel is not None)
+
     def _classify_trap(
         self, trap: WasmtimeError | Trap, deadline_passed: bool, limits: Limits
     ) -> _CallOutcome:
@@ -391,24 +404,22 @@ class GuestInstance(BaseInstance):
     def _call_guest(self, store: Store, arguments: Any, fuel: int | None) -> tuple[int, str]:
         func = self._instance
         if func is None:
-            func = self._instance = _instantiate(self._runtime, store, fuel is not None)
+            func = self._instance = self._instantiate(store, fuel is not None)
         if fuel is not None:
             store.set_fuel(fuel)
         outcome = func(store, *arguments)
         func.post_return(store)
         return int(getattr(outcome, "exit-code")), str(getattr(outcome, "error-type"))
 
-
-def _instantiate(runtime: Runtime, store: Store, fuel: bool) -> Func:
-    """The guest's `run` in a new instance in `store` (under the run's deadline: instantiation
-    executes the component's start functions)."""
-    if fuel:
-        store.set_fuel(INSTANTIATION_FUEL)  # not charged to the script's budget
-    instance = runtime.linker.instantiate(store, runtime.component)
-    func = instance.get_func(store, "run")
-    if func is None:
-        raise RuntimeError("the guest does not export `run`: rebuild it with `make guest`")
-    return func
+    def _instantiate(self, store: Store, fuel: bool) -> Func:
+        """The guest's `run` in a new instance in `store`."""
+        if fuel:
+            store.set_fuel(INSTANTIATION_FUEL)  # not charged to the script's budget
+        instance = self._runtime.linker.instantiate(store, self._runtime.component)
+        func = instance.get_func(store, "run")
+        if func is None:
+            raise RuntimeError("the guest does not export `run`: rebuild it with `make guest`")
+        return func
 
 
 def _cause(trap: WasmtimeError | Trap) -> str:
