@@ -11,17 +11,23 @@ Measured, on the same cores, in rounds that alternate the harnesses:
 - `agentbox batch TASKS -o RESULTS --workers cores`: the real command, end to end (its start
   and its workers' start included);
 - `run_batch(tasks)` from Python, the same work without the command's start, once with each
-  way of allocating instances (`--allocators`): a new memory mapping per task (`on-demand`,
-  the default: the pooled ones measured no cheaper on this VM), wasmtime's pooling allocator
-  (`pooled`, `BatchSettings(pooling=True)`), and pooled with each slot's memory kept resident
+  way of making instances (`--allocators`): one instance per worker recycled from task to task
+  (`recycled`, the default: its memory put back after each task), a fresh instance per task
+  (`on-demand`, `BatchSettings(recycle=False)`), wasmtime's pooling allocator (`pooled`,
+  `BatchSettings(pooling=True)`), and pooled with each slot's memory kept resident
   (`resident`, `--resident` bytes);
 - with `--ray`: the same tasks on a Ray cluster started here (`ray start --head`), its actors
   already up (the comparison the target names: within 25% of local mode).
 
+All of it twice: on the programs that end by themselves, and on the whole corpus, whose 1% of
+programs that loop hold a worker for the whole timeout in any harness (at 300 tasks, 3 of
+them cost each harness 1.5 s of its 2 cores: they bound the ratio whatever a task costs).
+
 Then the cost of one task inside a worker, broken down (instantiate, the first touch of the
-memory image's pages, the run itself, freeing), measured on the engine's parts directly, for
-each allocator, alternating. Worker CPU per task (user + system time of the worker processes,
-their start included) is printed beside throughput: it moves less with the machine's load.
+memory image's pages, the run itself, freeing; for a recycled instance, its run and the
+restore of its memory), measured on the engine's parts directly, alternating. Worker CPU per
+task (user + system time of the worker processes, their start included) is printed beside
+throughput: it moves less with the machine's load.
 
     python benchmarks/batch.py [--tasks 300] [--rounds 3] [--ray] [--allocators ...]
 """
@@ -30,7 +36,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
-import gc
 import json
 import os
 import random
@@ -208,19 +213,21 @@ def cli_batch(tasks_path: Path, cores: int, extra: list[str] | None = None) -> d
 
 
 def batch_settings(allocator: str, resident: int):  # type: ignore[no-untyped-def]
-    """The batch's settings with instances allocated the `allocator` way."""
+    """The batch's settings with instances made the `allocator` way."""
     from agentbox.batch.api import settings_from
 
     settings = settings_from(timeout=TIMEOUT_SECONDS)
+    if allocator == "recycled":
+        return dataclasses.replace(settings, recycle=True, pooling=False)
     if allocator == "on-demand":
-        return dataclasses.replace(settings, pooling=False)
+        return dataclasses.replace(settings, recycle=False, pooling=False)
     if allocator == "resident":
-        return dataclasses.replace(settings, pooling=True, resident_memory=resident)
-    return dataclasses.replace(settings, pooling=True, resident_memory=0)
+        return dataclasses.replace(settings, recycle=False, pooling=True, resident_memory=resident)
+    return dataclasses.replace(settings, recycle=False, pooling=True, resident_memory=0)
 
 
 def api_batch(
-    tasks: list[dict[str, object]], cores: int, allocator: str = "pooled", resident: int = 0
+    tasks: list[dict[str, object]], cores: int, allocator: str = "recycled", resident: int = 0
 ) -> dict[str, str]:
     from agentbox.batch import run_batch
 
@@ -246,53 +253,78 @@ def breakdown(
     tasks: list[dict[str, object]], samples: int, allocators: list[str], resident: int
 ) -> dict[str, dict[str, float]]:
     """Per-task cost inside a worker, in ms (p50), per allocator, measured on the wasm
-    engine's own parts (each allocator its own engine, in one process, alternating):
-    instantiate (Store + instance), the first run in the instance (which pays the first touch
-    of the memory image's pages), a second run of the same script in that instance (the run
-    itself: its pages are already touched), and dropping the instance (freeing: unmapping, or
-    a pooled slot's reset); and the CPU time of the whole cycle."""
+    engine's own parts (each allocator its own engine, in one process, alternating).
+
+    A fresh instance per task (on-demand, pooled, resident): instantiating it, its first run
+    (which pays the first touch of the memory image's pages), a second run of the same script
+    in it (the run itself), and freeing it. A recycled instance (what batch workers use): the
+    run in the kept instance, and putting its memory back (`LinearMemory.restore`). Then the
+    CPU time of what one task costs (without the second run) and its minor page faults."""
     from agentbox.engines.base import RunSettings, ScriptRequest
-    from agentbox.engines.wasm.engine import GuestInstance, _instantiate
+    from agentbox.engines.wasm.engine import GuestInstance
     from agentbox.engines.wasm.pooling import PoolingSettings, slots_for
+    from agentbox.engines.wasm.recycle import LinearMemory, artifact_path
     from agentbox.engines.wasm.runtime import build_runtime
     from agentbox.limits import Limits
     from agentbox.skills import SkillSet
 
     settings = RunSettings(limits=Limits(timeout=TIMEOUT_SECONDS * 5))
     runtimes = {}
+    kept = {}
     for allocator in allocators:
         pooling = None
-        if allocator != "on-demand":
+        if allocator in ("pooled", "resident"):
             keep = resident if allocator == "resident" else 0
             pooling = PoolingSettings(slots_for(1), settings.limits.memory, keep)
         runtimes[allocator] = build_runtime(False, pooling)
-    passing = [t for t in tasks if "while True" not in str(t["code"])]
+        if allocator == "recycled":
+            instance = GuestInstance(runtimes[allocator], settings)
+            memory = LinearMemory.find(artifact_path(False), instance)
+            if memory is None:
+                raise SystemExit("recycling is not available here")
+            kept[allocator] = (instance, memory)
+    passing = [t for t in tasks if not looping(t)]
     keys = ("instantiate", "first", "second", "free", "cpu", "faults")
     rows: dict[str, dict[str, list[float]]] = {a: {k: [] for k in keys} for a in allocators}
+
+    def faults() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
     for n in range(samples):
         request = ScriptRequest(source=str(passing[n % len(passing)]["code"]).encode())
         for allocator, runtime in runtimes.items():
             row = rows[allocator]
-            cpu = time.process_time()
+            cpu, faulted = time.process_time(), faults()
             started = time.perf_counter()
+            if allocator == "recycled":
+                instance, memory = kept[allocator]
+                instance.run(request, SkillSet().bind_run())
+                ran = time.perf_counter()
+                assert memory.restore()
+                freed = time.perf_counter()
+                row["cpu"].append((time.process_time() - cpu) * 1000)
+                row["faults"].append(faults() - faulted)
+                for key, value in (("instantiate", 0.0), ("first", ran - started)):
+                    row[key].append(value * 1000)
+                row["second"].append((ran - started) * 1000)
+                row["free"].append((freed - ran) * 1000)
+                continue
             instance = GuestInstance(runtime, settings)
-            with runtime.ticker:  # the deadline instantiation runs under, as in a run
-                runtime.ticker.arm(instance.store, settings.limits.timeout)
-                instance._func = _instantiate(runtime, instance.store, False)
+            instance.instantiate()
             instantiated = time.perf_counter()
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             instance.run(request, SkillSet().bind_run())
             first = time.perf_counter()
-            row["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            first_faults = faults() - faulted
             instance.run(request, SkillSet().bind_run())
             second = time.perf_counter()
-            store, func = instance.store, instance._func
-            del instance
-            del store, func
-            gc.collect(0)
+            # Dropped here rather than by `discard` (which hands it to a thread that waits a
+            # few ms first): the store and the instance are the last references.
+            instance.usable = False
+            del instance.store, instance._instance
             freed = time.perf_counter()
             # A cycle without the second run: what one task costs.
             row["cpu"].append((time.process_time() - cpu) * 1000 - (second - first) * 1000)
+            row["faults"].append(first_faults)
             row["instantiate"].append((instantiated - started) * 1000)
             row["first"].append((first - instantiated) * 1000)
             row["second"].append((second - first) * 1000)
@@ -304,11 +336,87 @@ def breakdown(
             "instantiate": median["instantiate"],
             "first-touch page faults (first run - second run)": median["first"] - median["second"],
             "run (a second run in the same instance)": median["second"],
-            "free": median["free"],
-            "one task's CPU (instantiate, first run, free)": median["cpu"],
-            "minor page faults in the first run": median["faults"],
+            "free (fresh) / restore the memory (recycled)": median["free"],
+            "one task's CPU (without the second run)": median["cpu"],
+            "minor page faults per task": median["faults"],
         }
     return table
+
+
+def looping(task: dict[str, object]) -> bool:
+    return "while True" in str(task["code"])
+
+
+def measure(  # type: ignore[no-untyped-def]
+    title: str,
+    tasks: list[dict[str, object]],
+    workdir: Path,
+    args,
+    allocators: list[str],
+    resident: int,
+    cluster: "RayCluster | None",
+) -> None:
+    """Every harness on `tasks`, in rounds that alternate them; prints throughput and ratios."""
+    tasks_path = workdir / "tasks.jsonl"
+    tasks_path.write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    timings: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    verdicts: dict[str, dict[str, str]] = {}
+    harnesses = [
+        ("python3 -I per task", lambda: subprocess_harness(tasks, args.cores)),
+        ("agentbox batch (command, end to end)", lambda: cli_batch(tasks_path, args.cores)),
+    ]
+    for allocator in allocators:
+        harnesses.append(
+            (
+                f"run_batch() (API), {allocator}",
+                lambda allocator=allocator: api_batch(tasks, args.cores, allocator, resident),
+            )
+        )
+    if cluster is not None:
+        harnesses.append(
+            (
+                "agentbox batch --ray (local cluster)",
+                lambda: cli_batch(tasks_path, args.cores, ["--ray", cluster.address]),
+            )
+        )
+    if args.no_baseline:
+        harnesses = harnesses[1:]
+    for _ in range(args.rounds):
+        for name, harness in harnesses:
+            seconds, cpu_seconds, verdict = timed(harness)
+            timings.setdefault(name, []).append(seconds)
+            cpu.setdefault(name, []).append(cpu_seconds)
+            verdicts[name] = verdict
+
+    base_name = harnesses[0][0]
+    baseline = verdicts[base_name]
+    passed = sum(v == "pass" for v in baseline.values())
+    print(f"\n== {title}: {len(tasks)} programs, {passed} pass ({base_name})")
+    for name, verdict in verdicts.items():
+        differ = [
+            f"{k}: {baseline[k]} vs {verdict.get(k)}"
+            for k in sorted(baseline)
+            if (verdict.get(k) == "pass") != (baseline[k] == "pass")
+        ]
+        print(
+            f"  {name}: pass/fail identical per task: {not differ}"
+            + (f" (differ: {differ[:5]})" if differ else "")
+        )
+    print(
+        f"throughput on {args.cores} cores, {args.rounds} rounds alternating (median; best);"
+        " CPU: of the harness's processes per task (Ray: the driver's only)"
+    )
+    reference = statistics.median(timings[base_name])
+    for name, seconds in timings.items():
+        median = statistics.median(seconds)
+        rate = len(tasks) / median
+        task_cpu = statistics.median(cpu[name]) / len(tasks) * 1000
+        print(
+            f"  {name:<40} {median:6.2f} s  {rate:7.1f} tasks/s  {rate / args.cores:6.1f} /core"
+            f"  x{reference / median:5.2f} vs {base_name[:12]}"
+            f"  CPU {task_cpu:5.2f} ms/task   (best {len(tasks) / min(seconds):.1f} tasks/s)"
+        )
 
 
 class RayCluster:
@@ -371,8 +479,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--allocators",
-        default="on-demand,pooled,resident",
-        help="run_batch() once per allocator (comma-separated: on-demand, pooled, resident)",
+        default="recycled,on-demand",
+        help="run_batch() once per way of making instances (comma-separated: recycled, the"
+        " default; on-demand, a fresh instance per task; pooled; resident)",
     )
     parser.add_argument(
         "--resident", default="32M", help="bytes of each slot kept resident (resident allocator)"
@@ -385,74 +494,18 @@ def main() -> None:
 
     tasks = corpus(args.tasks)
     workdir = Path(tempfile.mkdtemp(prefix="agentbox-batch-bench-"))
-    tasks_path = workdir / "tasks.jsonl"
-    tasks_path.write_text("".join(json.dumps(t) + "\n" for t in tasks))
     cluster = RayCluster(args.cores) if args.ray else None
-
-    timings: dict[str, list[float]] = {}
-    cpu: dict[str, list[float]] = {}
-    verdicts: dict[str, dict[str, str]] = {}
-    harnesses = [
-        ("python3 -I per task", lambda: subprocess_harness(tasks, args.cores)),
-        ("agentbox batch (command, end to end)", lambda: cli_batch(tasks_path, args.cores)),
+    ending = [t for t in tasks if not looping(t)]
+    corpora = [
+        ("programs that end by themselves (pass, fail or raise)", ending),
+        (f"the whole corpus ({len(tasks) - len(ending)} loop until the timeout)", tasks),
     ]
-    for allocator in allocators:
-        harnesses.append(
-            (
-                f"run_batch() (API), {allocator}",
-                lambda allocator=allocator: api_batch(tasks, args.cores, allocator, resident),
-            )
-        )
-    if cluster is not None:
-        harnesses.append(
-            (
-                "agentbox batch --ray (local cluster)",
-                lambda: cli_batch(tasks_path, args.cores, ["--ray", cluster.address]),
-            )
-        )
-    if args.no_baseline:
-        harnesses = harnesses[1:]
     try:
-        for _ in range(args.rounds):
-            for name, harness in harnesses:
-                seconds, cpu_seconds, verdict = timed(harness)
-                timings.setdefault(name, []).append(seconds)
-                cpu.setdefault(name, []).append(cpu_seconds)
-                verdicts[name] = verdict
+        for title, chosen in corpora:
+            measure(title, chosen, workdir, args, allocators, resident, cluster)
     finally:
         if cluster is not None:
             cluster.stop()
-
-    base_name = harnesses[0][0]
-    baseline = verdicts[base_name]
-    passed = sum(v == "pass" for v in baseline.values())
-    print(
-        f"corpus: {len(tasks)} programs, {passed} pass and {len(tasks) - passed} fail ({base_name})"
-    )
-    for name, verdict in verdicts.items():
-        differ = [
-            f"{k}: {baseline[k]} vs {verdict.get(k)}"
-            for k in sorted(baseline)
-            if (verdict.get(k) == "pass") != (baseline[k] == "pass")
-        ]
-        print(
-            f"  {name}: pass/fail identical per task: {not differ}"
-            + (f" (differ: {differ[:5]})" if differ else "")
-        )
-    print(
-        f"\nthroughput on {args.cores} cores, {args.rounds} rounds alternating (median; best);"
-        " CPU: of the harness's processes per task (Ray: the driver's only)"
-    )
-    reference = statistics.median(timings[base_name])
-    for name, seconds in timings.items():
-        median = statistics.median(seconds)
-        rate = len(tasks) / median
-        task_cpu = statistics.median(cpu[name]) / len(tasks) * 1000
-        print(
-            f"  {name:<40} {median:6.2f} s  {rate:7.1f} tasks/s  {rate / args.cores:6.1f} /core"
-            f"  x{reference / median:4.2f} vs {base_name[:12]}"
-            f"  CPU {task_cpu:5.2f} ms/task   (best {len(tasks) / min(seconds):.1f} tasks/s)"
-        )
     print(f"\nper task inside a worker (p50 ms; resident: {resident >> 20} MiB kept per slot):")
     table = breakdown(tasks, args.samples, allocators, resident)
     print(f"  {'':<52}" + "".join(f"{a:>11}" for a in allocators))

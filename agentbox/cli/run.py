@@ -5,10 +5,10 @@ it, the script reads the host's stdin only if and when it asks (a caller that le
 gets its answer at once), and Ctrl-C / SIGTERM exit 130 / 143 after what was printed.
 """
 
+import functools
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import click
 from agentbox.cli import live
 from agentbox.cli.options import build_sandbox, echo_progress, sandbox_options
 from agentbox.cli.output_dir import output_dir_options, report
-from agentbox.engines.base import DEFAULT_FILENAME
+from agentbox.engines.base import DEFAULT_FILENAME, StdinReader, read_all_within
 from agentbox.errors import AgentboxError, UsageError
 from agentbox.exit_codes import ExitCode
 from agentbox.result import RunResult
@@ -32,38 +32,19 @@ class InputTimeoutError(AgentboxError):
 
 def _read_stdin(timeout: float, what: str) -> bytes:
     """All of the host's stdin, within the run's `--timeout` (a pipe may never be closed)."""
-    box: dict[str, bytes | OSError] = {}
-
-    def read() -> None:
+    try:
         # Raw reads on the descriptor: a thread left blocked in BufferedReader.read() would
         # hold its lock and abort the interpreter's shutdown.
-        try:
-            descriptor = sys.stdin.fileno()
-        except (OSError, ValueError):  # no descriptor: stdin was replaced (embedded, tests)
-            box["data"] = sys.stdin.buffer.read()
-            return
-        chunks = []
-        try:
-            while chunk := os.read(descriptor, 1 << 20):
-                chunks.append(chunk)
-        except OSError as error:
-            box["error"] = error
-            return
-        box["data"] = b"".join(chunks)
-
-    reader = threading.Thread(target=read, name="agentbox-stdin", daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if reader.is_alive():
+        read: StdinReader = functools.partial(os.read, sys.stdin.fileno())
+    except (OSError, ValueError):  # no descriptor: stdin was replaced (embedded, tests)
+        read = sys.stdin.buffer.read
+    data, ended, error = read_all_within(read, timeout)
+    if not ended:
         raise InputTimeoutError(
             f"timed out after {timeout:g} s waiting for stdin to close ({what}; --timeout)"
         )
-    if "error" in box:
-        error = box["error"]
-        assert isinstance(error, OSError)
+    if error is not None:
         raise UsageError(f"cannot read {what} from stdin: {error.strerror or error}")
-    data = box["data"]
-    assert isinstance(data, bytes)
     return data
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
 from agentbox.engines._oslayer import Confinement, OSLayerWarning
-from agentbox.engines.base import RunSettings, ScriptRequest
+from agentbox.engines.base import RunSettings, ScriptRequest, read_all_within
 from agentbox.errors import UsageError
 from agentbox.exit_codes import ExitCode
 from agentbox.output import CappedOutput, captured_result
@@ -132,29 +132,16 @@ def _stdin_init(
     ours), or the bytes themselves (what arrived within `timeout`, where there is no pipe)."""
     reader = request.stdin_reader
     if pipe is None:
-        data = request.stdin if reader is None else _read_within(reader, timeout)
+        data = request.stdin if reader is None else read_all_within(reader, timeout)[0]
         return {"stdin": base64.b64encode(data).decode("ascii")}
     read_end, write_end = pipe
-    source = reader if reader is not None else io.BytesIO(request.stdin).read
     threading.Thread(
-        target=_feed_stdin, args=(source, write_end), name="agentbox-stdin", daemon=True
+        target=_feed_stdin,
+        args=(request.stdin_source(), write_end),
+        name="agentbox-stdin",
+        daemon=True,
     ).start()
     return {"stdin_fd": read_end}
-
-
-def _read_within(read: Callable[[int], bytes], timeout: float) -> bytes:
-    """What `read` yields until its end or `timeout` (a pipe left open is not waited for)."""
-    chunks: list[bytes] = []
-
-    def collect() -> None:
-        with contextlib.suppress(OSError):
-            while data := read(65536):
-                chunks.append(data)
-
-    collector = threading.Thread(target=collect, name="agentbox-stdin", daemon=True)
-    collector.start()
-    collector.join(timeout)
-    return b"".join(chunks)
 
 
 def _feed_stdin(read: Callable[[int], bytes], write_end: int) -> None:

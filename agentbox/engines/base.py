@@ -1,5 +1,7 @@
 """The interface every engine implements, and the request it receives."""
 
+import io
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +27,27 @@ class SupportsRead(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+def read_all_within(read: StdinReader, timeout: float) -> tuple[bytes, bool, OSError | None]:
+    """What `read` yields until its end, its first error or `timeout`, read on a thread of its
+    own (a pipe left open is never waited for past `timeout`): (the bytes, whether it ended,
+    the error that ended it). The thread is left reading if it did not end."""
+    chunks: list[bytes] = []
+    errors: list[OSError] = []
+
+    def collect() -> None:
+        try:
+            while data := read(1 << 20):
+                chunks.append(data)
+        except OSError as error:
+            errors.append(error)
+
+    collector = threading.Thread(target=collect, name="agentbox-stdin", daemon=True)
+    collector.start()
+    collector.join(timeout)
+    ended = not collector.is_alive()
+    return b"".join(chunks), ended, errors[0] if errors else None
+
+
 # The name a script read from stdin (or given as a string) runs under, as with `python -`.
 DEFAULT_FILENAME = "<stdin>"
 
@@ -46,6 +69,10 @@ class ScriptRequest:
     """Receives the output the run keeps, as the script produces it."""
     files: Sequence[tuple[str, bytes]] = ()
     """This run's own input files, added to the sandbox's (the same path: this run's wins)."""
+
+    def stdin_source(self) -> StdinReader:
+        """What the script's `sys.stdin` reads: the caller's reader, else `stdin`'s bytes."""
+        return self.stdin_reader if self.stdin_reader is not None else io.BytesIO(self.stdin).read
 
 
 @dataclass(frozen=True)

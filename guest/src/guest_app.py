@@ -12,6 +12,8 @@ import wit_world
 from agentbox_guest import host_api, preload, scratch, shims, stdlib_store
 from agentbox_guest.runner import ScriptRunner
 
+RUN_HEADROOM_BYTES = 16 * 1024 * 1024
+
 wit_host.plug()
 _finder = stdlib_store.install()
 preload.import_all(_finder)
@@ -46,3 +48,9 @@ class WitWorld(wit_world.WitWorld):
             keep_globals,
         )
         return wit_world.RunOutcome(exit_code=exit_code, error_type=error_type)
+
+
+# Free heap that runs allocate from before they grow the memory: a batch worker puts an instance
+# back after a run only if the run did not grow it (agentbox/engines/wasm/recycle.py). Freed last,
+# it is zeros past the allocator's top chunk: not in the memory image, and no page until touched.
+bytearray(RUN_HEADROOM_BYTES)

@@ -1,7 +1,10 @@
 """No state crosses tasks: a task that tampers with everything it can reach, then the next task
-on the same worker (one worker, so they share its process and its warm sandbox) checks. With
-wasmtime's pooling allocator (`pooling=True`), the next task's instance reuses the memory slot
-of the one before: the last test reads that memory from the host."""
+on the same worker (one worker, so they share its process and its warm sandbox) checks. By
+default a worker recycles one instance, its memory put back after each task (the attacks on
+that mechanism itself are in tests/isolation/test_recycled_instances.py); with `recycle=False`
+each task gets a new instance; with wasmtime's pooling allocator (`pooling=True`), the next
+task's instance reuses the memory slot of the one before: the last test reads that memory from
+the host."""
 
 import dataclasses
 import json
@@ -15,6 +18,8 @@ import pytest
 
 from agentbox.batch import run_batch
 from agentbox.batch.api import settings_from
+from agentbox.batch.runner import TaskRunner
+from agentbox.batch.tasks import Task
 from agentbox.limits import MIB
 from tests.helpers import PROCESS_HANG_GUARD_SECONDS
 
@@ -41,7 +46,7 @@ TAMPER = textwrap.dedent(
         os.chdir("/tmp")
     except OSError:
         pass
-    hoard = [bytearray(1 << 20) for _ in range(64)]  # dirty memory the next task must not see
+    hoard = [bytearray(1 << 20) for _ in range(HOARD_MIB)]  # dirty memory the next task must not see
     gc.disable()
     sys.stdout.write("tampered\\n")
     """
@@ -69,13 +74,22 @@ CHECK = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("pooling", [False, True], ids=["on-demand", "pooled"])
-def test_a_task_sees_nothing_of_the_tampering_task_before_it(pooling: bool) -> None:
+@pytest.mark.parametrize(
+    ("recycle", "pooling", "hoard_mib"),
+    [(True, False, 1), (True, False, 64), (False, False, 64), (False, True, 64)],
+    # A recycled instance is reused after a task that stayed within its memory, and dropped
+    # after one that grew it (64 MiB).
+    ids=["recycled", "recycled-grown", "on-demand", "pooled"],
+)
+def test_a_task_sees_nothing_of_the_tampering_task_before_it(
+    recycle: bool, pooling: bool, hoard_mib: int
+) -> None:
     tasks = []
+    tamper = f"HOARD_MIB = {hoard_mib}\n" + TAMPER
     for n in range(10):
-        tasks.append({"id": f"tamper{n}", "code": TAMPER})
+        tasks.append({"id": f"tamper{n}", "code": tamper})
         tasks.append({"id": f"check{n}", "code": CHECK})
-    settings = dataclasses.replace(settings_from(timeout=20), pooling=pooling)
+    settings = dataclasses.replace(settings_from(timeout=20), recycle=recycle, pooling=pooling)
     results = {r.id: r for r in run_batch(tasks, workers=1, settings=settings)}
     assert len(results) == 20
     for n in range(10):
@@ -86,10 +100,27 @@ def test_a_task_sees_nothing_of_the_tampering_task_before_it(pooling: bool) -> N
 def test_the_check_sees_tampering_in_its_own_interpreter() -> None:
     """Positive control: run in one interpreter after the tampering, the check finds it all."""
     (result,) = run_batch(
-        [{"id": 1, "code": TAMPER + CHECK.replace("print(", "sys.stdout.write(")}]
+        [
+            {
+                "id": 1,
+                "code": "HOARD_MIB = 1\n" + TAMPER + CHECK.replace("print(", "sys.stdout.write("),
+            }
+        ]
     )
     for found in ("builtins", "json", "os module", "sys.modules", "sys.path", "environ", "gc"):
         assert found in result.stdout, result
+
+
+def test_a_worker_recycles_its_instance_by_default() -> None:
+    """The mechanism the tests above rely on is in use: a worker's second task ran in the
+    instance of its first (and with `recycle=False` in a new one)."""
+    for recycle, reused in ((True, 1), (False, None)):
+        runner = TaskRunner(dataclasses.replace(settings_from(timeout=20), recycle=recycle))
+        limits = runner.settings.limits
+        for n in range(2):
+            assert runner.run(Task(id=n, code="print(1)"), limits).stdout == "1\n"
+        recycler = runner._sandbox(limits)._recycler
+        assert (recycler.reused if recycler is not None else None) == reused
 
 
 @pytest.mark.parametrize("resident", [0, 48 * MIB], ids=["pooled", "pooled-resident"])

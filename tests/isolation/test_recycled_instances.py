@@ -191,3 +191,24 @@ def test_the_memory_end_probe_tells_mapped_from_unmapped() -> None:
     buffer = ctypes.create_string_buffer(16)
     assert recycle._readable(ctypes.addressof(buffer)) is True
     assert recycle._readable(0) is False
+
+
+def _mapping(start: int, end: int, perms: str, path: str = "") -> "recycle._Mapping":
+    return recycle._Mapping(start, end, perms, 0, (0, 0), 7 if path else 0, path)
+
+
+def test_only_the_expected_layout_around_the_image_is_restored() -> None:
+    """What is restored besides the image must be this memory's: its zero-filled ranges
+    between the guard below and the reservation above. Any other neighbour refuses."""
+    guard, prefix = _mapping(0, 10, "---p"), _mapping(10, 20, "rw-p")
+    image, tail = _mapping(20, 30, "rw-p", "/cache/guest.cwasm"), _mapping(30, 40, "rw-p")
+    reservation = _mapping(40, 50, "---p")
+    assert recycle._layout([guard, prefix, image, tail, reservation], 2) == (prefix, image, tail)
+    assert recycle._layout([guard, image, reservation], 1) == (None, image, None)
+    merged = _mapping(0, 20, "rw-p")  # an unrelated region right below: no guard between
+    assert recycle._layout([merged, image, tail, reservation], 1) is None
+    gap = _mapping(0, 9, "---p")  # not adjacent
+    assert recycle._layout([gap, prefix, image, tail, reservation], 2) is None
+    assert recycle._layout([guard, prefix, image, tail], 2) is None  # nothing above
+    other_file = _mapping(30, 40, "rw-p", "/somewhere/else")
+    assert recycle._layout([guard, prefix, image, other_file, reservation], 2) is None

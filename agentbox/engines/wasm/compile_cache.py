@@ -231,6 +231,10 @@ def _load(
         store(artifact, serialized)
     except OSError as error:
         progress(f"agentbox: could not cache the compiled sandbox ({error}); continuing")
+    else:
+        # Run from the cached file, as every later process will: its memory image is then
+        # mapped from the file (shared with them, and what a recycled instance restores from).
+        compiled = compiled_kind.deserialize_file(engine, str(artifact))
     elapsed = time.perf_counter() - started
     progress(f"agentbox: {what.removeprefix('the ')} compiled in {elapsed:.1f} s")
     return compiled

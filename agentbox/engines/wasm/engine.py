@@ -24,7 +24,6 @@ from agentbox.engines.base import (
     Progress,
     RunSettings,
     ScriptRequest,
-    StdinReader,
 )
 from agentbox.engines.wasm import host_functions
 from agentbox.engines.wasm.abandoned import RunWatch, abandoned_runs
@@ -88,23 +87,6 @@ def _inputs(
     if not run_files:
         return sandbox_files
     return tuple(sorted({**dict(sandbox_files), **dict(run_files)}.items()))
-
-
-def _stdin_reader(request: ScriptRequest) -> StdinReader | None:
-    """What the guest's `sys.stdin` reads: the caller's reader, else the request's bytes."""
-    if request.stdin_reader is not None:
-        return request.stdin_reader
-    if not request.stdin:
-        return None
-    data, position = memoryview(request.stdin), 0
-
-    def read(size: int) -> bytes:
-        nonlocal position
-        piece = bytes(data[position : position + size])
-        position += len(piece)
-        return piece
-
-    return read
 
 
 class _Outputs:
@@ -289,7 +271,7 @@ class BaseInstance:
             skills,
             outputs.stdout,
             outputs.stderr,
-            stdin=_stdin_reader(request),
+            stdin=request.stdin_source(),
             files=outputs.files,
             scratch=limits.scratch,
             inputs=_inputs(self._inputs, request.files),

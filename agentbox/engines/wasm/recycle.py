@@ -201,19 +201,10 @@ class LinearMemory:
         ]
         if len(images) != 1:
             return None
-        image = images[0]
-        index = now.index(image)
-
-        def zero_filled(neighbour: _Mapping | None, touches: bool) -> _Mapping | None:
-            if neighbour is None or not touches:
-                return None
-            anonymous = neighbour.inode == 0 and neighbour.path == ""
-            return neighbour if anonymous and neighbour.perms == "rw-p" else None
-
-        previous = now[index - 1] if index > 0 else None
-        following = now[index + 1] if index + 1 < len(now) else None
-        before_image = zero_filled(previous, previous is not None and previous.end == image.start)
-        after_image = zero_filled(following, following is not None and following.start == image.end)
+        layout = _layout(now, now.index(images[0]))
+        if layout is None:
+            return None
+        before_image, image, after_image = layout
         try:
             memory = cls(image, before_image, after_image)
         except OSError:
@@ -253,6 +244,39 @@ class LinearMemory:
     def close(self) -> None:
         _c().munmap(self._pristine, self.image.end - self.image.start)
         os.close(self._pagemap)
+
+
+def _layout(
+    mappings: list[_Mapping], index: int
+) -> tuple[_Mapping | None, _Mapping, _Mapping | None] | None:
+    """The memory around the image at `mappings[index]` (sorted by address): its zero-filled
+    ranges before and after it, if they exist, between the inaccessible guard below the memory
+    and the inaccessible reservation above it. None for any other layout: then what is around
+    the image may not be this memory's, and nothing may be restored."""
+
+    def adjacent(lower: int, upper: int) -> bool:
+        return lower >= 0 and upper < len(mappings) and mappings[lower].end == mappings[upper].start
+
+    def zero_filled(position: int) -> bool:
+        mapping = mappings[position]
+        return mapping.perms == "rw-p" and mapping.inode == 0 and mapping.path == ""
+
+    def inaccessible(position: int) -> bool:
+        return mappings[position].perms == "---p" and mappings[position].path == ""
+
+    low = index - 1
+    before = None
+    if adjacent(low, index) and zero_filled(low):
+        before, low = mappings[low], low - 1
+    if not (adjacent(low, low + 1) and inaccessible(low)):
+        return None
+    high = index + 1
+    after = None
+    if adjacent(index, high) and zero_filled(high):
+        after, high = mappings[high], high + 1
+    if not (adjacent(high - 1, high) and inaccessible(high)):
+        return None
+    return before, mappings[index], after
 
 
 def _written(pagemap: int, start: int, end: int, table: bytes) -> Iterator[tuple[int, int]]:
@@ -313,7 +337,11 @@ class Recycler:
             instance = self._new_instance()
             if self._unsupported:
                 return instance.run_once(request, skills, timeout=timeout)
-            memory = LinearMemory.find(artifact_path(self._fuel), instance)
+            try:
+                memory = LinearMemory.find(artifact_path(self._fuel), instance)
+            except BaseException:
+                instance.discard()
+                raise
             if memory is None:  # not laid out as expected: one-shot runs from now on
                 self._unsupported = True
                 instance.discard()
