@@ -204,7 +204,8 @@ def test_only_the_expected_layout_around_the_image_is_restored() -> None:
     image, tail = _mapping(20, 30, "rw-p", "/cache/guest.cwasm"), _mapping(30, 40, "rw-p")
     reservation = _mapping(40, 50, "---p")
     assert recycle._layout([guard, prefix, image, tail, reservation], 2) == (prefix, image, tail)
-    assert recycle._layout([guard, image, reservation], 1) == (None, image, None)
+    close_guard, close_reservation = _mapping(0, 20, "---p"), _mapping(30, 50, "---p")
+    assert recycle._layout([close_guard, image, close_reservation], 1) == (None, image, None)
     merged = _mapping(0, 20, "rw-p")  # an unrelated region right below: no guard between
     assert recycle._layout([merged, image, tail, reservation], 1) is None
     gap = _mapping(0, 9, "---p")  # not adjacent
