@@ -30,6 +30,9 @@ Work = tuple[Task, Limits]
 # Calls queued on one actor: the next one is already there when a run ends (hides the round
 # trip), and few enough that a lost actor takes little work with it.
 IN_FLIGHT = 2
+# Tasks per call: a Ray call costs the driver ~1 ms of CPU, as much as a task costs its actor,
+# so tasks go in small groups (their results come back together).
+TASKS_PER_CALL = 8
 # A task is tried on at most this many actors before it becomes an error result.
 MAX_ATTEMPTS = 3
 _POLL_SECONDS = 0.25
@@ -63,7 +66,10 @@ class _Actor:
     def ready(self) -> bool:
         return True
 
-    def run(self, task: Task, limits: Limits) -> TaskResult:
+    def run(self, works: list[Work]) -> list[TaskResult]:
+        return [self._run_one(task, limits) for task, limits in works]
+
+    def _run_one(self, task: Task, limits: Limits) -> TaskResult:
         try:
             return self.runner.run(task, limits)
         except WorkerStuck:
@@ -79,8 +85,9 @@ class _Actor:
 class _Member:
     handle: Any
     ready: bool = False
-    calls: dict[Any, tuple[Work, int] | None] = field(default_factory=dict)
-    """Calls in flight: None marks the `ready` call of an actor still starting."""
+    calls: dict[Any, list[tuple[Work, int]] | None] = field(default_factory=dict)
+    """Calls in flight, each with its tasks and their attempts: None marks the `ready` call of
+    an actor still starting."""
 
 
 class _Parking:
@@ -202,9 +209,11 @@ class RayPool:
             while stop is None or not stop.is_set():
                 for member in self._members:
                     while member.ready and len(member.calls) < IN_FLIGHT:
-                        if retries:
-                            feed = retries.popleft()
-                        else:
+                        feeds: list[tuple[Work, int]] = []
+                        while len(feeds) < TASKS_PER_CALL:
+                            if retries:
+                                feeds.append(retries.popleft())
+                                continue
                             item = None if exhausted else next(pending, None)
                             if item is None:
                                 exhausted = True
@@ -212,8 +221,11 @@ class RayPool:
                             if isinstance(item, TaskResult):
                                 yield item
                                 continue
-                            feed = (item, 1)
-                        member.calls[member.handle.run.remote(*feed[0])] = feed
+                            feeds.append((item, 1))
+                        if not feeds:
+                            break
+                        works = [work for work, _ in feeds]
+                        member.calls[member.handle.run.remote(works)] = feeds
                 running = any(c for member in self._members for c in member.calls.values())
                 if exhausted and not retries and not running:
                     finished = True
@@ -226,7 +238,7 @@ class RayPool:
                         continue  # lost in this round already
                     call = member.calls.pop(ref)
                     try:
-                        value = ray.get(ref)
+                        values = ray.get(ref)
                     except ray.exceptions.RayError as error:
                         if call is None and not any(m.ready for m in self._members):
                             start_failures += 1
@@ -241,20 +253,25 @@ class RayPool:
                     if call is None:
                         member.ready = True
                         continue
-                    key = id_key(value.id)
-                    if key not in written:  # a result reaches the output once
-                        written.add(key)
-                        yield value
+                    for value in values:
+                        key = id_key(value.id)
+                        if key not in written:  # a result reaches the output once
+                            written.add(key)
+                            yield value
         finally:
             self.close(park_key if finished else None)
 
     def _lose(
-        self, member: _Member, job: tuple[Work, int] | None, retries: deque[tuple[Work, int]]
+        self,
+        member: _Member,
+        call: list[tuple[Work, int]] | None,
+        retries: deque[tuple[Work, int]],
     ) -> Iterator[TaskResult]:
         """`member` is gone (its node died, its process was killed): its tasks go back to the
         queue for another actor, and a replacement starts wherever Ray can place it."""
         self._members.remove(member)
-        jobs = [lost for lost in [job, *member.calls.values()] if lost is not None]
+        calls = [call, *member.calls.values()]
+        jobs = [lost for feeds in calls if feeds is not None for lost in feeds]
         if self._progress is not None and jobs:
             self._progress(
                 f"a Ray actor was lost (its node or process died): {len(jobs)} of its "
