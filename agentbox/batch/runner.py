@@ -1,12 +1,14 @@
 """What every batch worker holds: warm sandboxes built from a picklable `BatchSettings`.
 
 The same `TaskRunner` serves a local worker process and a Ray actor, so both modes give the
-same result for the same task. Each task runs in a fresh sandbox instance; the `Sandbox`
-objects (per distinct limits) only hold settings and the loaded, compiled guest. A worker runs
-instance after instance, so it may use wasmtime's pooling allocator (`BatchSettings.pooling`,
-see `agentbox.engines.wasm.pooling`): each instance still starts from the pristine image, in a
-memory slot reused rather than mapped and unmapped each time. Off by default: on this
-project's VM it did not make tasks cheaper (docs/batch.md, Sizing).
+same result for the same task. Each task starts from the pristine snapshot; the `Sandbox`
+objects (per distinct limits) hold settings, the loaded, compiled guest and, by default, one
+recycled instance whose memory is put back after every task (`BatchSettings.recycle`, see
+`agentbox.engines.wasm.recycle`): cheaper than a new instance per task. The alternative kept
+for measuring, wasmtime's pooling allocator (`BatchSettings.pooling`, see
+`agentbox.engines.wasm.pooling`), makes a new instance per task in a memory slot reused rather
+than mapped and unmapped each time; on this project's VM it did not make tasks cheaper
+(docs/batch.md, Sizing).
 """
 
 import contextlib
@@ -145,7 +147,7 @@ def _compile_lock(settings: BatchSettings) -> Iterator[None]:
 
 
 class TaskRunner:
-    """Runs tasks one at a time in fresh instances, with the guest loaded once (warm)."""
+    """Runs tasks one at a time, each from the pristine snapshot, with the guest loaded once."""
 
     def __init__(
         self, settings: BatchSettings, progress: Callable[[str], None] | None = None
@@ -201,7 +203,7 @@ class TaskRunner:
         return sandbox
 
     def run(self, task: Task, limits: Limits) -> TaskResult:
-        """`task` in a fresh sandbox under `limits` (already capped by the batch's)."""
+        """`task` in a pristine sandbox under `limits` (already capped by the batch's)."""
         if self._pooling is not None:
             from agentbox.engines.wasm.pooling import wait_for_a_slot
 
