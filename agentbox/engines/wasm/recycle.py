@@ -27,6 +27,8 @@ every run gets a fresh instance as before. Tests: tests/isolation/test_recycled_
 
 import ctypes
 import ctypes.util
+import errno
+import mmap
 import os
 import re
 import secrets
@@ -35,7 +37,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentbox.engines.base import ScriptRequest
 from agentbox.skills import SkillSet
@@ -49,10 +51,7 @@ if TYPE_CHECKING:
 MAX_RUNS = 1000
 
 _PAGE = 4096
-_PROT_READ = 0x1
-_MAP_PRIVATE = 0x02
-_MAP_FAILED = ctypes.c_void_p(-1).value
-_EFAULT = 14
+
 # The flags byte of a /proc/self/pagemap entry (its top 8 bits): present, swapped, file-backed.
 _PRESENT, _SWAPPED, _FILE = 0x80, 0x40, 0x20
 # Per flags byte: whether the page holds bytes the run may have written.
@@ -104,41 +103,20 @@ def mappings() -> frozenset[_Mapping]:
     return frozenset(found)
 
 
-class _Libc:
-    def __init__(self) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        self.mmap = libc.mmap
-        self.mmap.restype = ctypes.c_void_p
-        self.mmap.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_long,
-        ]
-        self.munmap = libc.munmap
-        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        self.process_vm_readv = libc.process_vm_readv
-        self.process_vm_readv.restype = ctypes.c_ssize_t
-        self.process_vm_readv.argtypes = [
-            ctypes.c_int,
-            ctypes.c_void_p,
-            ctypes.c_ulong,
-            ctypes.c_void_p,
-            ctypes.c_ulong,
-            ctypes.c_ulong,
-        ]
+_process_vm_readv: Any = None
 
 
-_libc: _Libc | None = None
-
-
-def _c() -> _Libc:
-    global _libc
-    if _libc is None:
-        _libc = _Libc()
-    return _libc
+def _reader() -> Any:
+    """libc's `process_vm_readv`, which reads memory with the process's own permissions (unlike
+    /proc/self/mem, which can read an inaccessible mapping)."""
+    global _process_vm_readv
+    if _process_vm_readv is None:
+        function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).process_vm_readv
+        function.restype = ctypes.c_ssize_t
+        vector, count = ctypes.c_void_p, ctypes.c_ulong  # an iovec array, its length
+        function.argtypes = [ctypes.c_int, vector, count, vector, count, ctypes.c_ulong]
+        _process_vm_readv = function
+    return _process_vm_readv
 
 
 class _IoVec(ctypes.Structure):
@@ -150,10 +128,10 @@ def _readable(address: int) -> bool | None:
     byte = ctypes.c_char()
     local = _IoVec(ctypes.cast(ctypes.pointer(byte), ctypes.c_void_p), 1)
     remote = _IoVec(address, 1)
-    done = _c().process_vm_readv(os.getpid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    done = _reader()(os.getpid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
     if done == 1:
         return True
-    return False if ctypes.get_errno() == _EFAULT else None
+    return False if ctypes.get_errno() == errno.EFAULT else None
 
 
 class LinearMemory:
@@ -165,20 +143,20 @@ class LinearMemory:
         self._zeroed = [m for m in (before, after) if m is not None]
         self.start = (before or image).start
         self.end = (after or image).end
-        self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
-        size = image.end - image.start
         descriptor = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            status = os.fstat(descriptor)
-            if status.st_ino != image.inode:  # the file was replaced since it was mapped
+            if os.fstat(descriptor).st_ino != image.inode:  # replaced since it was mapped
                 raise OSError(f"{image.path} is not the file the instance maps")
-            pristine = _c().mmap(None, size, _PROT_READ, _MAP_PRIVATE, descriptor, image.offset)
+            self._pristine = mmap.mmap(
+                descriptor,
+                image.end - image.start,
+                flags=mmap.MAP_PRIVATE,
+                prot=mmap.PROT_READ,
+                offset=image.offset,
+            )
         finally:
             os.close(descriptor)
-        if pristine in (None, _MAP_FAILED):
-            os.close(self._pagemap)
-            raise OSError(ctypes.get_errno(), "cannot map the memory image")
-        self._pristine = pristine
+        self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
         self._zeros = bytes(max((m.end - m.start for m in self._zeroed), default=0))
 
     @classmethod
@@ -220,21 +198,17 @@ class LinearMemory:
         if _readable(self.end) is not False:
             return False
         image = self.image
-        for start, end, source, table in [
-            (image.start, image.end, self._pristine, _WRITTEN_IMAGE_PAGE),
-            *((m.start, m.end, None, _USED_ZERO_PAGE) for m in self._zeroed),
-        ]:
-            self._restore_range(start, end, source, table)
+        with memoryview(self._pristine) as pristine:
+            self._restore_range(image.start, image.end, pristine, _WRITTEN_IMAGE_PAGE)
+        for zeroed in self._zeroed:
+            self._restore_range(zeroed.start, zeroed.end, None, _USED_ZERO_PAGE)
         return True
 
-    def _restore_range(self, start: int, end: int, source: int | None, table: bytes) -> None:
+    def _restore_range(
+        self, start: int, end: int, original: memoryview | None, table: bytes
+    ) -> None:
         memory = (ctypes.c_char * (end - start)).from_address(start)
         target = memoryview(memory).cast("B")
-        original = (
-            memoryview((ctypes.c_char * (end - start)).from_address(source)).cast("B")
-            if source is not None
-            else None
-        )
         for first, last in _written(self._pagemap, start, end, table):
             if original is not None:
                 target[first:last] = original[first:last]
@@ -242,7 +216,7 @@ class LinearMemory:
                 target[first:last] = self._zeros[: last - first]
 
     def close(self) -> None:
-        _c().munmap(self._pristine, self.image.end - self.image.start)
+        self._pristine.close()
         os.close(self._pagemap)
 
 
