@@ -11,7 +11,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +187,18 @@ def test_serve_stops_on_the_first_signal(signal_number: int, code: int) -> None:
 
 
 def _streamed_run(
-    code: str, env: dict[str, str] | None = None, **fields: Any
+    code: str,
+    env: dict[str, str] | None = None,
+    serve_args: tuple[str, ...] = (),
+    on_event: Callable[[Any], None] | None = None,
+    **fields: Any,
 ) -> tuple[list[Any], list[Path]]:
-    """`agentbox serve`, one streamed `POST /run` read from a real socket as it comes; also
-    the compiled files that existed when the server said it was listening."""
+    """`agentbox serve`, one streamed `POST /run` read from a real socket as it comes (each
+    event handed to `on_event` as soon as it is read); also the compiled files that existed
+    when the server said it was listening."""
     cache = Path(env["AGENTBOX_CACHE_DIR"]) if env else None
     process = subprocess.Popen(
-        _agentbox("serve", "--port", "0"),
+        _agentbox("serve", "--port", "0", *serve_args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
@@ -215,7 +220,11 @@ def _streamed_run(
         response = connection.getresponse()
         assert response.status == 200
         assert response.getheader("content-type", "").startswith("application/x-ndjson")
-        events = [json.loads(line) for line in response]
+        events = []
+        for line in response:
+            events.append(json.loads(line))
+            if on_event is not None:
+                on_event(events[-1])
         connection.close()
     finally:
         process.send_signal(signal.SIGTERM)
@@ -233,16 +242,42 @@ def test_cold_cache_serve_listens_before_the_compile(tmp_path: Path) -> None:
     assert any("compiling the sandbox" in event.get("message", "") for event in events[:-1])
 
 
-def test_serve_streams_progress_then_the_result() -> None:
+WAIT_SKILL = """
+import os, time
+import agentbox
+
+@agentbox.skill
+def wait_for_the_reader(flag: str) -> str:
+    \"\"\"Returns once the test has read the run's first output from the stream.\"\"\"
+    while not os.path.exists(flag):
+        time.sleep(0.02)
+    return "go"
+"""
+
+
+def test_serve_streams_progress_then_the_result(tmp_path: Path) -> None:
     """`POST /run` with `Accept: application/x-ndjson`: progress and output lines as the run
-    goes on, then the result."""
-    events, _ = _streamed_run(LONG_RUN)
+    goes on, then the result. The script waits (in a skill) until the test has read its first
+    output from the stream, so that output provably arrived while the run was going on."""
+    skills, flag = tmp_path / "wait.py", tmp_path / "seen"
+    skills.write_text(WAIT_SKILL)
+    code = (
+        "import time\nprint('before', flush=True)\n"
+        f"call_skill('wait_for_the_reader', {{'flag': {str(flag)!r}}})\n"
+        "time.sleep(2.5)\nprint('after')"
+    )
+
+    def on_event(event: Any) -> None:
+        if event["event"] == "output":
+            flag.touch()
+
+    events, _ = _streamed_run(code, serve_args=("--skills", str(skills)), on_event=on_event)
     progress = [event for event in events[:-1] if event["event"] == "progress"]
     output = [event for event in events[:-1] if event["event"] == "output"]
     assert len(progress) >= 2 and len(progress) + len(output) == len(events) - 1, events
     assert {event["stream"] for event in output} == {"stdout"}
     assert "".join(event["data"] for event in output) == "before\nafter\n"
-    assert events.index(output[0]) < events.index(progress[-1]), "output arrives live"
+    assert output[0]["data"] == "before\n"  # read before the script could go on: it is live
     elapsed = [event["elapsed_seconds"] for event in progress]
     assert elapsed == sorted(elapsed)
     assert events[-1]["event"] == "result"
