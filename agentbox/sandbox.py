@@ -158,7 +158,7 @@ class Sandbox:
             self._pool = WarmPool(lambda: self._new_instance().prime(), pool_size)
         self._recycler: Recycler | None = None
         if recycle and self.engine == "wasm" and image == DEFAULT_IMAGE and not mounts_given:
-            self._recycler = recycler_for(self._new_instance, limits.fuel is not None)
+            self._recycler = recycler_for(self._new_instance)
 
     @property
     def limits(self) -> Limits:

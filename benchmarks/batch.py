@@ -263,7 +263,7 @@ def breakdown(
     from agentbox.engines.base import RunSettings, ScriptRequest
     from agentbox.engines.wasm.engine import GuestInstance
     from agentbox.engines.wasm.pooling import PoolingSettings, slots_for
-    from agentbox.engines.wasm.recycle import LinearMemory, artifact_path
+    from agentbox.engines.wasm.recycle import LinearMemory
     from agentbox.engines.wasm.runtime import build_runtime
     from agentbox.limits import Limits
     from agentbox.skills import SkillSet
@@ -279,7 +279,7 @@ def breakdown(
         runtimes[allocator] = build_runtime(False, pooling)
         if allocator == "recycled":
             instance = GuestInstance(runtimes[allocator], settings)
-            memory = LinearMemory.find(artifact_path(False), instance)
+            memory = LinearMemory.find(instance)
             if memory is None:
                 raise SystemExit("recycling is not available here")
             kept[allocator] = (instance, memory)

@@ -6,8 +6,11 @@ limit, or ran too often must not be reused. Each has a positive control showing 
 finds what it looks for when it is there."""
 
 import ctypes
+import os
+import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,9 @@ from agentbox.engines.wasm import recycle
 from agentbox.engines.wasm.engine import WasmEngine
 from agentbox.limits import Limits
 from agentbox.skills import SkillSet
+from tests.helpers import PROCESS_HANG_GUARD_SECONDS
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 pytestmark = pytest.mark.skipif(not recycle.supported(), reason="recycling needs Linux")
 
@@ -115,7 +121,7 @@ def test_heap_layout_after_recycling_is_a_new_instances() -> None:
 
 def _memory_of(instance_settings: RunSettings) -> tuple[object, recycle.LinearMemory]:
     instance = WasmEngine().new_instance(instance_settings)
-    memory = recycle.LinearMemory.find(recycle.artifact_path(False), instance)
+    memory = recycle.LinearMemory.find(instance)
     assert memory is not None, "the instance's memory was not found where expected"
     return instance, memory
 
@@ -213,3 +219,26 @@ def test_only_the_expected_layout_around_the_image_is_restored() -> None:
     assert recycle._layout([guard, prefix, image, tail], 2) is None  # nothing above
     other_file = _mapping(30, 40, "rw-p", "/somewhere/else")
     assert recycle._layout([guard, prefix, image, other_file, reservation], 2) is None
+
+
+def test_without_a_usable_cache_every_run_gets_a_new_instance(tmp_path: Path) -> None:
+    """A cache folder others may write is not used: the guest is compiled in memory, its image
+    is not a file to restore from, and the sandbox falls back to a new instance per run."""
+    cache = tmp_path / "shared-cache"
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    script = (
+        "from agentbox import Sandbox\n"
+        "sandbox = Sandbox(timeout=60, recycle=True)\n"
+        "outputs = [sandbox.run('import sys\\n' + HEAP).stdout for _ in range(3)]\n"
+        "print(len(set(outputs)), sandbox._recycler.reused, sandbox._recycler._unsupported)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAP = {HEAP_LAYOUT!r}\n" + script],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_HANG_GUARD_SECONDS,
+        env={**os.environ, "AGENTBOX_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0", "True"], done

@@ -36,7 +36,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentbox.engines.base import ScriptRequest
@@ -135,7 +134,7 @@ def _readable(address: int) -> bool | None:
 
 
 class LinearMemory:
-    """The guest's linear memory in this process: the image mapped from `artifact` with the
+    """The guest's linear memory in this process: the image mapped from the compiled file, with the
     zero-filled ranges around it, and a read-only mapping of the same bytes to restore from."""
 
     def __init__(self, image: _Mapping, before: _Mapping | None, after: _Mapping | None) -> None:
@@ -160,13 +159,16 @@ class LinearMemory:
         self._zeros = bytes(max((m.end - m.start for m in self._zeroed), default=0))
 
     @classmethod
-    def find(cls, artifact: Path, instance: "BaseInstance") -> "LinearMemory | None":
+    def find(cls, instance: "BaseInstance") -> "LinearMemory | None":
         """The memory of `instance`, which has not run yet, if it is laid out as expected: a
-        writable private mapping of `artifact`, with at most a writable anonymous mapping
-        right before and right after it. Other instances map the same file, so `instance`
-        runs a script holding a random token first: its memory is the one mapping whose
-        written pages hold the token (read through /proc/self/mem, which fails rather than
-        crashes on an instance being unmapped meanwhile). None if `instance` cannot be used."""
+        writable private mapping of a file (the compiled image), with at most a writable
+        anonymous mapping right before and right after it, between the memory's guard and its
+        reservation. Other instances map the same file, so `instance` runs a script holding a
+        random token first: its memory is the one mapping whose written pages hold the token
+        (read through /proc/self/mem, which fails rather than crashes on an instance being
+        unmapped meanwhile). None if there is no such mapping: the compiled image was not
+        loaded from a file (the cache folder could not be used), or a pooling allocator lays
+        memory out its own way."""
         token = secrets.token_hex(16)
         marked = instance.run(ScriptRequest(source=f"# {token}\n".encode()), SkillSet().bind_run())
         if marked.exit_code != 0 or not instance.usable:
@@ -175,7 +177,10 @@ class LinearMemory:
         images = [
             m
             for m in now
-            if m.path == str(artifact) and m.perms == "rw-p" and _holds(m, token.encode())
+            if m.perms == "rw-p"
+            and m.inode
+            and m.path.startswith("/")
+            and _holds(m, token.encode())
         ]
         if len(images) != 1:
             return None
@@ -291,9 +296,8 @@ class Recycler:
     """Runs scripts in one kept instance, restored after each run; a fresh one when it cannot
     be (the first run, after a run that grew memory or hit a limit, or while it is busy)."""
 
-    def __init__(self, new_instance: "Callable[[], BaseInstance]", fuel: bool) -> None:
+    def __init__(self, new_instance: "Callable[[], BaseInstance]") -> None:
         self._new_instance = new_instance
-        self._fuel = fuel
         self._kept: _Kept | None = None
         self._lock = threading.Lock()
         self._unsupported = False
@@ -312,7 +316,7 @@ class Recycler:
             if self._unsupported:
                 return instance.run_once(request, skills, timeout=timeout)
             try:
-                memory = LinearMemory.find(artifact_path(self._fuel), instance)
+                memory = LinearMemory.find(instance)
             except BaseException:
                 instance.discard()
                 raise
@@ -347,20 +351,11 @@ class Recycler:
         kept.instance.discard()
 
 
-def artifact_path(fuel: bool) -> Path:
-    """Where the compile cache keeps the compiled default image (the file its memory image is
-    mapped from, when the runtime loaded it from there)."""
-    from agentbox.engines.wasm import compile_cache, runtime
-    from agentbox.engines.wasm.guest_image import guest_image
-
-    return compile_cache.artifact_path(guest_image(), runtime.engine_description(fuel))
-
-
-def recycler_for(new_instance: "Callable[[], BaseInstance]", fuel: bool) -> Recycler | None:
+def recycler_for(new_instance: "Callable[[], BaseInstance]") -> Recycler | None:
     """A recycler, where recycling works: Linux, and instances on demand (a pooled engine
     lays memory out in its own slots)."""
     from agentbox.engines.wasm.runtime import pooling_in_use
 
     if not supported() or pooling_in_use() is not None:
         return None
-    return Recycler(new_instance, fuel)
+    return Recycler(new_instance)
