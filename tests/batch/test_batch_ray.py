@@ -131,8 +131,10 @@ def test_the_guest_compiles_once_per_node_with_progress(tmp_path: Path) -> None:
         for node in nodes:
             node.kill()
     assert result.returncode == 0, result.stderr
+    # Ray forwards an actor's stderr asynchronously: the first progress line, printed seconds
+    # before the batch ends, always arrives; the closing "compiled in" line may not, when the
+    # tasks after it end sooner than Ray's log monitor polls.
     assert result.stderr.count(b"compiling the sandbox for this machine") == 1, result.stderr
-    assert b"sandbox compiled in" in result.stderr
     assert list(cache.glob("*.cwasm")), "the node's cache holds no compiled guest"
     assert len(by_id(read_results(out))) == 20
 
