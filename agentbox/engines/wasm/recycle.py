@@ -1,10 +1,11 @@
 """One instance of the default image reused run after run, its memory put back in between.
 
 A process that runs scripts one after another (a batch worker) pays, for every fresh instance,
-instantiation (~1.4 ms here), the first touch of the copy-on-write memory image (~500 page
-faults, ~1.2 ms) and the unmapping when it is freed. Reusing one instance skips all three: after
+instantiation (~1.4 ms here), the first touch of the copy-on-write memory image (~590 page
+faults, ~2.8 ms) and the unmapping when it is freed. Reusing one instance skips all three: after
 each run, every page of linear memory the run wrote is copied back from the snapshot, and the
-next run starts from the same bytes a new instance would (~0.6 ms, and no page faults).
+next run starts from the same bytes a new instance would (~1.4-1.8 ms, no page faults; see
+docs/batch.md, Sizing).
 
 What a run can change, and how each is put back or makes the instance be dropped:
 - **Linear memory**: wasmtime maps the snapshot's memory image from the compiled artifact,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 # An instance is dropped after this many runs (see the module docstring: host handles).
 MAX_RUNS = 1000
 
-_PAGE = 4096
+_PAGE = mmap.PAGESIZE  # pagemap has one entry per page of the host's size
 
 # The flags byte of a /proc/self/pagemap entry (its top 8 bits): present, swapped, file-backed.
 _PRESENT, _SWAPPED, _FILE = 0x80, 0x40, 0x20
