@@ -126,3 +126,33 @@ def test_cache_clear_and_dir(cache_dir: Path) -> None:
     cleared = run_cli("cache", "clear", env={"AGENTBOX_CACHE_DIR": str(cache_dir)})
     assert cleared.returncode == 0 and b"removed" in cleared.stdout
     assert not cache_dir.exists()
+
+
+def test_a_compile_that_finishes_second_keeps_the_file_the_first_cached(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes compiling at once: the one that finishes second keeps and loads the file
+    the first cached (whose memory image the first has mapped; a recycled instance restores
+    from that very file) instead of replacing it with its own copy."""
+    from wasmtime import Engine, Module, wat2wasm
+
+    source = cache_dir.parent / "tiny.wasm"
+    source.write_bytes(wat2wasm('(module (memory 1) (data (i32.const 0) "x"))'))
+    native_folders.make_private(cache_dir)
+    artifact = cache_dir / "tiny.cwasm"
+    real_compile = Module.from_file
+    cached_by_the_other: list[int] = []
+
+    def compile_while_another_process_caches(engine: Engine, path: str) -> Module:
+        compiled = real_compile(engine, path)
+        compile_cache.store(artifact, bytes(compiled.serialize()))  # the other process
+        cached_by_the_other.append(artifact.stat().st_ino)
+        return compiled
+
+    monkeypatch.setattr(Module, "from_file", compile_while_another_process_caches)
+    engine = Engine()
+    compile_cache._load(engine, source, artifact, lambda _: None, Module, "the test")
+    assert artifact.stat().st_ino == cached_by_the_other[0]
+    # The control: storing over the file, as the old code did, shows as a new inode.
+    compile_cache.store(artifact, artifact.read_bytes())
+    assert artifact.stat().st_ino != cached_by_the_other[0]

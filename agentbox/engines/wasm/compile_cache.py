@@ -226,18 +226,22 @@ def _load(
     else:
         progress(f"agentbox: compiling {what} for this machine (first run only)...")
     compiled = compiled_kind.from_file(engine, str(source))
-    serialized = bytes(compiled.serialize())
-    try:
-        store(artifact, serialized)
-    except OSError as error:
-        progress(f"agentbox: could not cache the compiled sandbox ({error}); continuing")
-    else:
-        # Run from the cached file, as every later process will: its memory image is then
-        # mapped from the file (shared with them, and what a recycled instance restores from).
-        compiled = compiled_kind.deserialize_file(engine, str(artifact))
     elapsed = time.perf_counter() - started
     progress(f"agentbox: {what.removeprefix('the ')} compiled in {elapsed:.1f} s")
-    return compiled
+    # Another process that compiled at the same time may have cached it first: its file is
+    # kept, never replaced under the processes that have mapped it.
+    if not (os.path.lexists(artifact) and _verified(artifact)):
+        try:
+            store(artifact, bytes(compiled.serialize()))
+        except OSError as error:
+            progress(f"agentbox: could not cache the compiled sandbox ({error}); continuing")
+            return compiled
+    # Run from the cached file, as every later process will: its memory image is then mapped
+    # from the file (shared with them, and what a recycled instance restores from).
+    try:
+        return compiled_kind.deserialize_file(engine, str(artifact))
+    except WasmtimeError:
+        return compiled
 
 
 def clear() -> int:
