@@ -16,8 +16,10 @@ import pytest
 
 from agentbox import Sandbox
 from agentbox.engines.base import RunSettings, ScriptRequest
-from agentbox.engines.wasm import recycle
+from agentbox.engines.wasm import compile_cache, recycle
 from agentbox.engines.wasm.engine import WasmEngine
+from agentbox.engines.wasm.guest_image import guest_image
+from agentbox.engines.wasm.runtime import engine_description
 from agentbox.limits import Limits
 from agentbox.skills import SkillSet
 from tests.helpers import PROCESS_HANG_GUARD_SECONDS
@@ -242,3 +244,37 @@ def test_without_a_usable_cache_every_run_gets_a_new_instance(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "0", "True"], done
+
+
+def test_recycling_survives_the_cache_replacing_the_compiled_file(tmp_path: Path) -> None:
+    """The compile cache may replace its file while a process has it mapped (another process's
+    compile, a damaged file rebuilt): the runtime keeps the file it loaded open, and recycled
+    instances restore from that one. (Found in CI: reopening the file by its name failed once
+    it had been replaced, and every run got a new instance.)"""
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    artifact = compile_cache.artifact_path(guest_image(), engine_description(False))
+    for name in (artifact, artifact.with_suffix(".stamp")):
+        (cache / name.name).write_bytes(name.read_bytes())
+    script = (
+        "import os, pathlib\n"
+        "from agentbox import Sandbox\n"
+        "first = Sandbox(timeout=60, recycle=True)\n"
+        "first.run('print(1)')\n"
+        f"artifact = pathlib.Path({str(cache / artifact.name)!r})\n"
+        "replacement = artifact.with_name('replacement')\n"
+        "replacement.write_bytes(artifact.read_bytes())\n"
+        "os.replace(replacement, artifact)  # a new inode under the same name\n"
+        "second = Sandbox(timeout=60, recycle=True)\n"
+        "outputs = {second.run('import sys\\n' + HEAP).stdout for _ in range(3)}\n"
+        "print(len(outputs), second._recycler.reused)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAP = {HEAP_LAYOUT!r}\n" + script],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_HANG_GUARD_SECONDS,
+        env={**os.environ, "AGENTBOX_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "2"], done

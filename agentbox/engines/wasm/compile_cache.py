@@ -31,7 +31,7 @@ import time
 import zlib
 from functools import cache
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 import wasmtime
 from wasmtime import Engine, Module, WasmtimeError
@@ -185,6 +185,16 @@ def load_component(
     """The compiled guest for `engine`: from the cache, or compiled (and cached) now."""
     artifact = artifact_path(guest, engine_description)
     return _load(engine, guest.path, artifact, progress, Component, "the sandbox")
+
+
+def open_artifact(guest: Compilable, engine_description: str) -> BinaryIO | None:
+    """The cached compiled file `load_component` has just loaded, opened (None if there is
+    none: the guest was compiled in memory). Whether it is the very file the loaded component
+    maps, its inode tells: a file replaced in between is another inode."""
+    try:
+        return artifact_path(guest, engine_description).open("rb")
+    except OSError:
+        return None
 
 
 def load_module(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, BinaryIO, Protocol, Self
 
 from wasmtime import Engine, ExitTrap, Store, Trap, WasiConfig, WasmtimeError
 from wasmtime.component import Func, Record
@@ -349,6 +349,12 @@ class BaseInstance:
         its start functions), as `_call_guest` uses it."""
         raise NotImplementedError
 
+    @property
+    def image_file(self) -> BinaryIO | None:
+        """The compiled file this instance's memory image is mapped from, open (None: not a
+        file, or an image kind that is not recycled)."""
+        return None
+
     def instantiate(self) -> None:
         """Instantiate now, on this thread, rather than at the first run (for a caller that
         must see the instance's memory mapped: `agentbox.engines.wasm.recycle`)."""
@@ -379,6 +385,10 @@ class GuestInstance(BaseInstance):
 
     def __init__(self, runtime: Runtime, settings: RunSettings) -> None:
         super().__init__(runtime, settings)
+
+    @property
+    def image_file(self) -> BinaryIO | None:
+        return self._runtime.image_file
 
     def _arguments(self, request: ScriptRequest, keep_globals: bool) -> Any:
         return _call_arguments(request, keep_globals)

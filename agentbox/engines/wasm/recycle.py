@@ -37,7 +37,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from agentbox.engines.base import ScriptRequest
 from agentbox.skills import SkillSet
@@ -138,38 +138,43 @@ class LinearMemory:
     """The guest's linear memory in this process: the image mapped from the compiled file, with the
     zero-filled ranges around it, and a read-only mapping of the same bytes to restore from."""
 
-    def __init__(self, image: _Mapping, before: _Mapping | None, after: _Mapping | None) -> None:
+    def __init__(
+        self,
+        image: _Mapping,
+        before: _Mapping | None,
+        after: _Mapping | None,
+        image_file: BinaryIO,
+    ) -> None:
         self.image = image
         self._zeroed = [m for m in (before, after) if m is not None]
         self.start = (before or image).start
         self.end = (after or image).end
-        descriptor = os.open(image.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if os.fstat(descriptor).st_ino != image.inode:  # replaced since it was mapped
-                raise OSError(f"{image.path} is not the file the instance maps")
-            self._pristine = mmap.mmap(
-                descriptor,
-                image.end - image.start,
-                flags=mmap.MAP_PRIVATE,
-                prot=mmap.PROT_READ,
-                offset=image.offset,
-            )
-        finally:
-            os.close(descriptor)
+        self._pristine = mmap.mmap(
+            image_file.fileno(),
+            image.end - image.start,
+            flags=mmap.MAP_PRIVATE,
+            prot=mmap.PROT_READ,
+            offset=image.offset,
+        )
         self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
         self._zeros = bytes(max((m.end - m.start for m in self._zeroed), default=0))
 
     @classmethod
     def find(cls, instance: "BaseInstance") -> "LinearMemory | None":
         """The memory of `instance`, which has not run yet, if it is laid out as expected: a
-        writable private mapping of a file (the compiled image), with at most a writable
+        writable private mapping of its compiled file (`image_file`, kept open by the runtime:
+        the same inode even if the cache has replaced the file since), with at most a writable
         anonymous mapping right before and right after it, between the memory's guard and its
         reservation. Other instances map the same file, so `instance` runs a script holding a
         random token first: its memory is the one mapping whose written pages hold the token
         (read through /proc/self/mem, which fails rather than crashes on an instance being
-        unmapped meanwhile). None if there is no such mapping: the compiled image was not
-        loaded from a file (the cache folder could not be used), or a pooling allocator lays
-        memory out its own way."""
+        unmapped meanwhile). None if there is no such mapping: the guest was compiled in
+        memory (the cache folder could not be used), or a pooling allocator lays memory out
+        its own way."""
+        image_file = instance.image_file
+        if image_file is None:
+            return None
+        compiled = os.fstat(image_file.fileno())
         token = secrets.token_hex(16)
         marked = instance.run(ScriptRequest(source=f"# {token}\n".encode()), SkillSet().bind_run())
         if marked.exit_code != 0 or not instance.usable:
@@ -179,8 +184,8 @@ class LinearMemory:
             m
             for m in now
             if m.perms == "rw-p"
-            and m.inode
-            and m.path.startswith("/")
+            and m.inode == compiled.st_ino
+            and os.makedev(*m.device) == compiled.st_dev
             and _holds(m, token.encode())
         ]
         if len(images) != 1:
@@ -190,7 +195,7 @@ class LinearMemory:
             return None
         before_image, image, after_image = layout
         try:
-            memory = cls(image, before_image, after_image)
+            memory = cls(image, before_image, after_image, image_file)
         except OSError:
             return None
         if not memory.restore():  # the token's run must leave no trace either

@@ -10,6 +10,7 @@ instances back to back (a batch worker) may switch its engines to the pooling al
 import threading
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from wasmtime import Config, Engine, Store
 from wasmtime.component import Component, Linker
@@ -31,6 +32,10 @@ class Runtime:
     linker: Linker
     component: Component
     ticker: "EpochTicker"
+    image_file: BinaryIO | None = None
+    """The cached compiled file the component was loaded from, kept open: instances map their
+    memory image from it, and a recycled instance restores from it even after the cache has
+    replaced the file (`agentbox.engines.wasm.recycle`). None if compiled in memory."""
 
 
 class EpochTicker:
@@ -159,7 +164,8 @@ def build_runtime(
     linker = Linker(engine)
     linker.add_wasip2()
     host_functions.define_host_functions(linker)
-    return Runtime(engine, linker, component, EpochTicker(engine))
+    image_file = compile_cache.open_artifact(guest_image(), engine_description(fuel))
+    return Runtime(engine, linker, component, EpochTicker(engine), image_file)
 
 
 def get_runtime(fuel: bool = False, progress: Progress = log_progress) -> Runtime:
