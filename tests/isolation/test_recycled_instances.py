@@ -11,13 +11,14 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from agentbox import Sandbox
 from agentbox.engines.base import RunSettings, ScriptRequest
 from agentbox.engines.wasm import compile_cache, recycle
-from agentbox.engines.wasm.engine import WasmEngine
+from agentbox.engines.wasm.engine import BaseInstance, WasmEngine
 from agentbox.engines.wasm.guest_image import guest_image
 from agentbox.engines.wasm.runtime import engine_description
 from agentbox.limits import Limits
@@ -121,7 +122,7 @@ def test_heap_layout_after_recycling_is_a_new_instances() -> None:
     assert dirty.stdout != fresh.stdout
 
 
-def _memory_of(instance_settings: RunSettings) -> tuple[object, recycle.LinearMemory]:
+def _memory_of(instance_settings: RunSettings) -> tuple[BaseInstance, recycle.LinearMemory]:
     instance = WasmEngine().new_instance(instance_settings)
     memory = recycle.LinearMemory.find(instance)
     assert memory is not None, "the instance's memory was not found where expected"
@@ -132,31 +133,34 @@ def _bytes(memory: recycle.LinearMemory) -> bytes:
     return ctypes.string_at(memory.start, memory.end - memory.start)
 
 
-def _new_instance_bytes(memory: recycle.LinearMemory) -> bytes:
-    """What a new instance's memory holds, from the files themselves: zeros around the image,
-    which wasmtime maps from the compiled artifact at its offset."""
+def _new_instance_bytes(memory: recycle.LinearMemory, image_file: BinaryIO) -> bytes:
+    """What a new instance's memory holds, from the file itself: zeros around the image, which
+    wasmtime maps from the compiled file at its offset (read here with a plain read of the
+    file the runtime loaded, which the cache may since have replaced under its name)."""
     image = memory.image
-    with open(image.path, "rb") as artifact:
-        artifact.seek(image.offset)
-        mapped = artifact.read(image.end - image.start)
+    mapped = os.pread(image_file.fileno(), image.end - image.start, image.offset)
     return bytes(image.start - memory.start) + mapped + bytes(memory.end - image.end)
 
 
 def test_restored_memory_is_byte_for_byte_a_new_instances() -> None:
     settings = RunSettings(limits=Limits(timeout=30))
     used, memory = _memory_of(settings)
-    assert _bytes(memory) == _new_instance_bytes(memory)  # after the token's run, restored
+    image_file = used.image_file
+    assert image_file is not None
+    assert _bytes(memory) == _new_instance_bytes(
+        memory, image_file
+    )  # after the token's run, restored
     result = used.run(ScriptRequest(source=TAMPER.encode()), SkillSet().bind_run())
     assert result.stdout == "tampered\n", result
     written = _bytes(memory)
     assert SECRET.encode() in written  # the positive control: the scan sees the secret
-    assert written != _new_instance_bytes(memory)
+    assert written != _new_instance_bytes(memory, image_file)
     assert memory.restore()
     restored = _bytes(memory)
     assert SECRET.encode() not in restored
-    assert restored == _new_instance_bytes(memory)
+    assert restored == _new_instance_bytes(memory, image_file)
     memory.close()
-    used.discard()  # type: ignore[attr-defined]
+    used.discard()
 
 
 @pytest.mark.parametrize(
