@@ -137,7 +137,6 @@ class Sandbox:
             files=load_files(files, limits.memory // 2),
         )
         refuse_shared_guest_paths(self.settings.mounts)
-        mounts_given = bool(self.settings.mounts)
         self.env = _checked_env(env or {})
         self.skills = SkillSet(skills, limits=bridge_limits, approve=approve)
         self._engine: Engine
@@ -157,7 +156,8 @@ class Sandbox:
             # constructor returns at once, so a server can answer while it compiles.
             self._pool = WarmPool(lambda: self._new_instance().prime(), pool_size)
         self._recycler: Recycler | None = None
-        if recycle and self.engine == "wasm" and image == DEFAULT_IMAGE and not mounts_given:
+        recyclable = self.engine == "wasm" and image == DEFAULT_IMAGE and not self.settings.mounts
+        if recycle and recyclable:
             self._recycler = recycler_for(self._new_instance)
 
     @property

@@ -227,6 +227,20 @@ def test_only_the_expected_layout_around_the_image_is_restored() -> None:
     assert recycle._layout([guard, prefix, image, other_file, reservation], 2) is None
 
 
+def _printed_by_a_process(script: str, cache: Path) -> list[str]:
+    """What `script` prints, run in a process of its own with `cache` as its compile cache
+    (and `HEAP` defined as HEAP_LAYOUT), split in words."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAP = {HEAP_LAYOUT!r}\n" + script],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_HANG_GUARD_SECONDS,
+        env={**os.environ, "AGENTBOX_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 def test_without_a_usable_cache_every_run_gets_a_new_instance(tmp_path: Path) -> None:
     """A cache folder others may write is not used: the guest is compiled in memory, its image
     is not a file to restore from, and the sandbox falls back to a new instance per run."""
@@ -239,15 +253,7 @@ def test_without_a_usable_cache_every_run_gets_a_new_instance(tmp_path: Path) ->
         "outputs = [sandbox.run('import sys\\n' + HEAP).stdout for _ in range(3)]\n"
         "print(len(set(outputs)), sandbox._recycler.reused, sandbox._recycler._unsupported)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", f"HEAP = {HEAP_LAYOUT!r}\n" + script],
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_HANG_GUARD_SECONDS,
-        env={**os.environ, "AGENTBOX_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "0", "True"], done
+    assert _printed_by_a_process(script, cache) == ["1", "0", "True"]
 
 
 def test_recycling_survives_the_cache_replacing_the_compiled_file(tmp_path: Path) -> None:
@@ -273,12 +279,4 @@ def test_recycling_survives_the_cache_replacing_the_compiled_file(tmp_path: Path
         "outputs = {second.run('import sys\\n' + HEAP).stdout for _ in range(3)}\n"
         "print(len(outputs), second._recycler.reused)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", f"HEAP = {HEAP_LAYOUT!r}\n" + script],
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_HANG_GUARD_SECONDS,
-        env={**os.environ, "AGENTBOX_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "2"], done
+    assert _printed_by_a_process(script, cache) == ["1", "2"]

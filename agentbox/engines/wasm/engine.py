@@ -357,7 +357,7 @@ class BaseInstance:
 
     def instantiate(self) -> None:
         """Instantiate now, on this thread, rather than at the first run (for a caller that
-        must see the instance's memory mapped: `agentbox.engines.wasm.recycle`)."""
+        times instantiation apart from the run: benchmarks/batch.py)."""
         ticker = self._runtime.ticker
         with ticker:
             ticker.arm(self.store, self._limits.timeout)
