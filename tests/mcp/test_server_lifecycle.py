@@ -258,17 +258,21 @@ def wait_for_the_reader(flag: str) -> str:
 def test_serve_streams_progress_then_the_result(tmp_path: Path) -> None:
     """`POST /run` with `Accept: application/x-ndjson`: progress and output lines as the run
     goes on, then the result. The script waits (in a skill) until the test has read its first
-    output from the stream, so that output provably arrived while the run was going on."""
+    output and two progress events from the stream, so both provably arrive while the run goes
+    on, however fast or slow the machine."""
     skills, flag = tmp_path / "wait.py", tmp_path / "seen"
     skills.write_text(WAIT_SKILL)
     code = (
-        "import time\nprint('before', flush=True)\n"
+        "print('before', flush=True)\n"
         f"call_skill('wait_for_the_reader', {{'flag': {str(flag)!r}}})\n"
-        "time.sleep(2.5)\nprint('after')"
+        "print('after')"
     )
+    seen = {"output": 0, "progress": 0}
 
     def on_event(event: Any) -> None:
-        if event["event"] == "output":
+        if event["event"] in seen:
+            seen[event["event"]] += 1
+        if seen["output"] >= 1 and seen["progress"] >= 2:
             flag.touch()
 
     events, _ = _streamed_run(code, serve_args=("--skills", str(skills)), on_event=on_event)
